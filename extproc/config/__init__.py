@@ -1,0 +1,1 @@
+"""Process settings, the operator's YAML schema, and its compiled snapshot."""

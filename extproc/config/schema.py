@@ -1,0 +1,152 @@
+"""The ``RoutingConfig`` resource that mesh operators apply (YAML, validated by pydantic).
+
+Sections owned by a subsystem live next to it (``policy.spec``, ``routing.spec``,
+``state.spec``) and are assembled here, so each subsystem validates its own part.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from extproc.api.identity import IdentitySpec
+from extproc.config.base import Spec
+from extproc.policy.spec import PolicySpec
+from extproc.routing.spec import RoutingSpec
+from extproc.state.spec import StateSpec
+
+# Ordered from cheapest to strongest; profiles and policies cap or floor by position.
+TIERS: tuple[str, ...] = ("free", "eco", "standard", "premium")
+
+
+class Tier(enum.StrEnum):
+    FREE = "free"
+    ECO = "eco"
+    STANDARD = "standard"
+    PREMIUM = "premium"
+
+    @property
+    def rank(self) -> int:
+        return TIERS.index(self.value)
+
+
+class FailureMode(enum.StrEnum):
+    """What a request gets when a dependency of the decision fails."""
+
+    OPEN = "open"  # let it through on the default backend, log and count it
+    CLOSED = "closed"  # refuse it with a clear error
+
+
+class Cost(Spec):
+    input_per_m_tok: float = Field(0.0, ge=0)
+    output_per_m_tok: float = Field(0.0, ge=0)
+
+    def estimate(self, prompt_tokens: int, output_tokens: int) -> float:
+        return (prompt_tokens * self.input_per_m_tok + output_tokens * self.output_per_m_tok) / 1e6
+
+
+class ServedModel(Spec):
+    """A model a backend serves: the public name clients use and the upstream's own name."""
+
+    name: str = Field(min_length=1)
+    upstream: str | None = None
+
+    @property
+    def upstream_name(self) -> str:
+        return self.upstream or self.name
+
+
+class KongTarget(Spec):
+    """How the Kong plugin reaches this backend: a Kong upstream, or a host and port."""
+
+    upstream: str | None = None
+    host: str | None = None
+    port: int | None = Field(None, ge=1, le=65535)
+
+    @model_validator(mode="after")
+    def _one_way(self) -> KongTarget:
+        if (self.upstream is None) == (self.host is None):
+            raise ValueError("set exactly one of 'upstream' or 'host' (with 'port')")
+        if self.host is not None and self.port is None:
+            raise ValueError("'host' needs 'port'")
+        return self
+
+
+class Backend(Spec):
+    """One place the proxy can send a request: an Envoy cluster serving some models."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    cluster: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")
+    models: tuple[ServedModel, ...] = Field(min_length=1)
+    tier: Tier = Tier.STANDARD
+    cost: Cost = Cost()
+    context_window: int = Field(128_000, gt=0)
+    capabilities: frozenset[str] = frozenset({"tools", "json", "streaming"})
+    in_cluster: bool = False
+    provider: str = "openai"
+    kong: KongTarget | None = None
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _names_as_models(cls, value: object) -> object:
+        if isinstance(value, list | tuple):
+            return tuple({"name": v} if isinstance(v, str) else v for v in value)
+        return value
+
+    @property
+    def default_model(self) -> ServedModel:
+        """The model used when the client did not name one of this backend's models."""
+        return self.models[0]
+
+
+class ResponseHeaders(Spec):
+    """Decision headers added to the response the client sees."""
+
+    backend: bool = True
+    decision_id: bool = True
+    overhead_ms: bool = True
+
+
+class Metadata(Spec):
+    name: str = "default"
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+class RoutingConfigSpec(Spec):
+    route_header: str = Field("x-routeiq-cluster", pattern=r"^x-[a-z0-9-]+$")
+    path_prefix: str = Field("/v1", pattern=r"^/[A-Za-z0-9/_-]*[^/]$")
+    max_body_bytes: int = Field(4 * 1024 * 1024, gt=0)
+    failure_mode: FailureMode = FailureMode.CLOSED
+    backends: tuple[Backend, ...] = Field(min_length=1)
+    aliases: dict[str, str] = Field(default_factory=dict)
+    default_backend: str | None = None
+    response_headers: ResponseHeaders = ResponseHeaders()
+    identity: IdentitySpec = IdentitySpec()
+    routing: RoutingSpec = RoutingSpec()
+    policy: PolicySpec = PolicySpec()
+    state: StateSpec = StateSpec()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RoutingConfigSpec:
+        names = [b.name for b in self.backends]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"backend names must be unique; repeated: {dupes}")
+        if self.default_backend is not None and self.default_backend not in names:
+            raise ValueError(f"defaultBackend '{self.default_backend}' is not a backend")
+        served = {m.name for b in self.backends for m in b.models}
+        for alias, target in self.aliases.items():
+            if target not in served:
+                raise ValueError(f"alias '{alias}' points at '{target}', which no backend serves")
+        return self
+
+
+class RoutingConfig(Spec):
+    """The whole resource, Kubernetes style."""
+
+    api_version: Literal["routeiq.dev/v1alpha1"] = "routeiq.dev/v1alpha1"
+    kind: Literal["RoutingConfig"] = "RoutingConfig"
+    metadata: Metadata = Metadata()
+    spec: RoutingConfigSpec

@@ -1,0 +1,1 @@
+"""Rego policy: the ``PolicyEngine`` protocol, embedded and remote OPA engines, input builder."""

@@ -1,0 +1,1 @@
+"""Routing: embedder, classifiers, profiles and tiers, selector, A/B assignment."""
