@@ -1,0 +1,78 @@
+"""The ``routeiq`` command: serve, and the operator tools around the same code."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+from pydantic import ValidationError
+
+from extproc import __version__
+from extproc.config.errors import ConfigError
+from extproc.config.settings import Settings
+
+
+def _settings_or_exit() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        for err in exc.errors():
+            name = "ROUTEIQ_" + "_".join(str(p) for p in err["loc"]).upper()
+            print(f"routeiq: invalid setting {name}: {err['msg']}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from extproc.server.app import serve
+
+    overrides = {
+        k: v
+        for k, v in {
+            "config_path": args.config,
+            "grpc_port": args.port,
+            "grpc_host": args.host,
+        }.items()
+        if v is not None
+    }
+    settings = _settings_or_exit()
+    if overrides:
+        try:
+            settings = Settings(**{**settings.model_dump(), **overrides})
+        except ValidationError as exc:
+            print(f"routeiq: {exc}", file=sys.stderr)
+            return 2
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    try:
+        return asyncio.run(serve(settings))
+    except ConfigError as exc:
+        print(f"routeiq: {exc}", file=sys.stderr)
+        return 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="routeiq", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"routeiq {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the ext_proc gRPC server")
+    serve.add_argument("--config", help="RoutingConfig YAML (overrides ROUTEIQ_CONFIG_PATH)")
+    serve.add_argument("--host", help="bind address (overrides ROUTEIQ_GRPC_HOST)")
+    serve.add_argument("--port", type=int, help="gRPC port (overrides ROUTEIQ_GRPC_PORT)")
+    serve.set_defaults(func=_cmd_serve)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

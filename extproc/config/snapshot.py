@@ -1,0 +1,148 @@
+"""The compiled, immutable view of one RoutingConfig that every request reads.
+
+A snapshot is built completely (YAML validated, indexes derived, policies compiled,
+models loaded and verified) before anything reads it, and it is never changed after:
+a reload builds a new one and swaps one reference. A request keeps the snapshot it
+started with for its whole life, so a reload never changes a decision half-way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING
+
+import yaml
+from pydantic import ValidationError
+
+from extproc.config.errors import ConfigError
+from extproc.config.schema import Backend, RoutingConfig, RoutingConfigSpec, ServedModel
+
+if TYPE_CHECKING:
+    from extproc.policy.engine import PolicyEngine
+    from extproc.routing.router import Router
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRoute:
+    """Where an explicitly named model goes, and the name the backend knows it by."""
+
+    backend: Backend
+    model: ServedModel
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    config: RoutingConfig
+    version: str
+    base_dir: Path
+    backends: Mapping[str, Backend]
+    models: Mapping[str, tuple[ModelRoute, ...]]  # public model name (and aliases) -> routes
+    default_backend: Backend
+    policy: PolicyEngine | None
+    router: Router | None
+
+    @property
+    def spec(self) -> RoutingConfigSpec:
+        return self.config.spec
+
+    def close(self) -> None:
+        """Release engine resources once no request uses this snapshot any more."""
+        if self.policy is not None:
+            self.policy.close()
+
+
+def load_config(path: Path) -> tuple[RoutingConfig, bytes]:
+    """Read and validate a RoutingConfig file; ``ConfigError`` says what and where."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror}") from None
+    try:
+        doc = yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{path} must hold one RoutingConfig object")
+    try:
+        return RoutingConfig.model_validate(doc), raw
+    except ValidationError as exc:
+        lines = [
+            f"  {'.'.join(str(p) for p in err['loc']) or '(root)'}: {err['msg']}"
+            for err in exc.errors()
+        ]
+        raise ConfigError(f"{path} is not a valid RoutingConfig:\n" + "\n".join(lines)) from None
+
+
+def _referenced_files(base_dir: Path, paths: Iterable[str]) -> list[Path]:
+    found: list[Path] = []
+    for rel in paths:
+        p = (base_dir / rel).resolve()
+        if p.is_dir():
+            found.extend(sorted(f for f in p.rglob("*") if f.is_file()))
+        elif p.is_file():
+            found.append(p)
+    return found
+
+
+def config_version(raw: bytes, files: Iterable[Path]) -> str:
+    """A short content hash of the config and every file it references."""
+    digest = hashlib.sha256(raw)
+    for f in files:
+        digest.update(str(f).encode())
+        digest.update(f.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def _model_index(config: RoutingConfig) -> dict[str, tuple[ModelRoute, ...]]:
+    index: dict[str, list[ModelRoute]] = {}
+    for backend in config.spec.backends:
+        for model in backend.models:
+            index.setdefault(model.name, []).append(ModelRoute(backend, model))
+    for alias, target in config.spec.aliases.items():
+        index.setdefault(alias, []).extend(index[target])
+    return {name: tuple(routes) for name, routes in index.items()}
+
+
+def build_snapshot(
+    path: Path,
+    *,
+    with_policy: bool = True,
+    with_router: bool = False,  # TODO(lead): True once extproc.routing.build_router lands
+) -> Snapshot:
+    """Build and warm a snapshot from a RoutingConfig file, or raise ``ConfigError``.
+
+    ``with_policy`` / ``with_router`` exist for tools that only need the backend view
+    (``routeiq config validate`` without engines); the server always builds both.
+    """
+    config, raw = load_config(path)
+    base_dir = path.resolve().parent
+    spec = config.spec
+    backends = {b.name: b for b in spec.backends}
+    default = backends[spec.default_backend] if spec.default_backend else spec.backends[0]
+    files = _referenced_files(base_dir, (*spec.policy.modules, *spec.policy.data))
+
+    policy = None
+    if with_policy and spec.policy.engine != "none":
+        from extproc.policy import build_policy_engine
+
+        policy = build_policy_engine(spec.policy, base_dir)
+    router = None
+    if with_router:
+        from extproc.routing import build_router
+
+        router = build_router(spec.routing, base_dir)
+
+    return Snapshot(
+        config=config,
+        version=config_version(raw, files),
+        base_dir=base_dir,
+        backends=MappingProxyType(backends),
+        models=MappingProxyType(_model_index(config)),
+        default_backend=default,
+        policy=policy,
+        router=router,
+    )

@@ -1,0 +1,1 @@
+"""The demo stack: OpenAI-compatible loopback backends, the Envoy launcher, the runner."""

@@ -1,0 +1,200 @@
+"""One ext_proc stream (one HTTP request) from Envoy's point of view.
+
+A ``Processor`` pins the snapshot the request started with and answers each phase
+Envoy sends: request headers (cheap checks, strip client routing headers, pick which
+phases come next), request body (parse, decide, mutate or refuse), response headers
+(decision headers for the client). Paths that are not OpenAI inference calls are let
+through after the headers phase, with their body never sent to RouteIQ.
+"""
+
+from __future__ import annotations
+
+import time
+
+from envoy.service.ext_proc.v3.external_processor_pb2 import (
+    HttpBody,
+    HttpHeaders,
+    ProcessingRequest,
+    ProcessingResponse,
+)
+
+from extproc.api.errors import ApiError, bad_request, internal_error, too_large
+from extproc.api.errors import unsupported_media_type as media_error
+from extproc.api.openai import Endpoint, match_endpoint, parse_request, rewrite_model
+from extproc.config.schema import FailureMode
+from extproc.decide import decide, fail_open_decision
+from extproc.decision import Decision, Outcome
+from extproc.runtime import Runtime
+from extproc.server import mutations as m
+
+ROUTEIQ_HEADER_PREFIX = "x-routeiq-"
+OVERHEAD_HEADER = "x-routeiq-overhead-ms"
+
+_PASSTHROUGH_MODE = m.processing_mode(request_body=m.NONE)
+_BUFFER_MODE = m.processing_mode(request_body=m.BUFFERED)
+_BUFFER_WITH_RESPONSE_MODE = m.processing_mode(request_body=m.BUFFERED, response_headers=m.SEND)
+
+
+def _decode_headers(message: HttpHeaders) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for h in message.headers.headers:
+        value = h.raw_value.decode("utf-8", "replace") if h.raw_value else h.value
+        # A repeated header keeps its first value: enough for the headers RouteIQ reads.
+        headers.setdefault(h.key.lower(), value)
+    return headers
+
+
+def _is_json(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
+class Processor:
+    __slots__ = (
+        "_body",
+        "_endpoint",
+        "_headers",
+        "_overhead",
+        "_spoofed",
+        "decision",
+        "runtime",
+        "snapshot",
+    )
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.snapshot = runtime.snapshot
+        self.decision: Decision | None = None
+        self._headers: dict[str, str] = {}
+        self._endpoint: Endpoint | None = None
+        self._spoofed: tuple[str, ...] = ()
+        self._body = b""
+        self._overhead = 0.0
+
+    async def handle(self, request: ProcessingRequest) -> ProcessingResponse:
+        started = time.perf_counter()
+        try:
+            phase = request.WhichOneof("request")
+            if phase == "request_body":
+                return await self._on_request_body(request.request_body)
+            if phase == "request_headers":
+                return self._on_request_headers(request.request_headers)
+            if phase == "response_headers":
+                return self._on_response_headers()
+            if phase == "response_body":
+                return m.continue_response_body()
+            raise ValueError(f"unexpected ext_proc phase {phase!r}")
+        finally:
+            self._overhead += time.perf_counter() - started
+
+    # -- request headers -------------------------------------------------------------
+
+    def _on_request_headers(self, message: HttpHeaders) -> ProcessingResponse:
+        headers = self._headers = _decode_headers(message)
+        spec = self.snapshot.spec
+        self._spoofed = tuple(
+            k for k in headers if k.startswith(ROUTEIQ_HEADER_PREFIX) or k == spec.route_header
+        )
+        method = headers.get(":method", "")
+        endpoint = (
+            match_endpoint(headers.get(":path", ""), spec.path_prefix) if method == "POST" else None
+        )
+        if endpoint is None:
+            return m.continue_request_headers(self._spoofed, _PASSTHROUGH_MODE)
+        self._endpoint = endpoint
+        if not _is_json(headers.get("content-type", "")):
+            return self._refuse(
+                media_error("Content-Type must be application/json for OpenAI requests."),
+                "routeiq_unsupported_media_type",
+            )
+        length = headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > spec.max_body_bytes:
+            return self._refuse(too_large(spec.max_body_bytes), "routeiq_body_too_large")
+        if message.end_of_stream:
+            return self._refuse(
+                bad_request("The request body is empty; expected a JSON object."),
+                "routeiq_empty_body",
+            )
+        rh = spec.response_headers
+        wants_response = rh.backend or rh.decision_id or rh.overhead_ms
+        mode = _BUFFER_WITH_RESPONSE_MODE if wants_response else _BUFFER_MODE
+        return m.continue_request_headers(self._spoofed, mode)
+
+    # -- request body ----------------------------------------------------------------
+
+    async def _on_request_body(self, message: HttpBody) -> ProcessingResponse:
+        if self._endpoint is None:  # body sent for a passthrough request: leave it alone
+            return m.continue_request_body()
+        spec = self.snapshot.spec
+        body = self._body + message.body if self._body else message.body
+        if len(body) > spec.max_body_bytes:
+            return self._refuse(too_large(spec.max_body_bytes), "routeiq_body_too_large")
+        if not message.end_of_stream:
+            self._body = body
+            return m.continue_request_body()
+        headers = self._headers
+        try:
+            parsed = parse_request(
+                self._endpoint, headers.get(":method", "POST"), headers.get(":path", ""), headers,
+                body,
+            )
+        except ApiError as error:
+            return self._refuse(error, "routeiq_bad_request")
+        decision = self.decision = await decide(parsed, self.snapshot)
+        if decision.outcome is Outcome.DENIED:
+            assert decision.error is not None
+            return self._refuse(decision.error, "routeiq_denied", decision.response_headers)
+        new_body = (
+            rewrite_model(parsed.body, decision.upstream_model)
+            if decision.rewrite_body and decision.upstream_model
+            else None
+        )
+        return m.route_request_body(self._route_headers(decision), self._spoofed, new_body)
+
+    def _route_headers(self, decision: Decision) -> list[tuple[str, str]]:
+        assert decision.cluster is not None
+        return [(self.snapshot.spec.route_header, decision.cluster), *decision.upstream_headers]
+
+    # -- response --------------------------------------------------------------------
+
+    def _on_response_headers(self) -> ProcessingResponse:
+        decision = self.decision
+        if decision is None:
+            return m.continue_response_headers()
+        headers = list(decision.response_headers)
+        if self.snapshot.spec.response_headers.overhead_ms:
+            headers.append((OVERHEAD_HEADER, f"{self._overhead * 1000:.2f}"))
+        return m.continue_response_headers(headers)
+
+    # -- refusals and failures ---------------------------------------------------------
+
+    def _refuse(
+        self, error: ApiError, details: str, headers: tuple[tuple[str, str], ...] = ()
+    ) -> ProcessingResponse:
+        return m.immediate(error, details, headers)
+
+    def on_failure(self, phase: str | None) -> ProcessingResponse:
+        """The answer when handling a phase raised: per the configured failure mode.
+
+        Fail-open routes the request to the default backend (with client routing
+        headers still stripped); fail-closed refuses it with a 500 OpenAI error.
+        """
+        spec = self.snapshot.spec
+        if spec.failure_mode is FailureMode.CLOSED or phase not in (
+            "request_headers",
+            "request_body",
+        ):
+            if phase in ("response_headers", "response_body"):
+                # The response is already on its way: never break it for a side job.
+                return (
+                    m.continue_response_headers()
+                    if phase == "response_headers"
+                    else m.continue_response_body()
+                )
+            return m.immediate(internal_error(), "routeiq_internal_error")
+        decision = self.decision = fail_open_decision(
+            self.snapshot, self._headers.get(":path", ""), "internal error, failed open"
+        )
+        if phase == "request_headers":
+            return m.continue_request_headers(self._spoofed, _BUFFER_WITH_RESPONSE_MODE)
+        return m.route_request_body(self._route_headers(decision), self._spoofed, None)

@@ -1,0 +1,44 @@
+"""The ``envoy.service.ext_proc.v3.ExternalProcessor`` gRPC service (grpc.aio)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import grpc
+from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as pb_grpc
+from envoy.service.ext_proc.v3.external_processor_pb2 import ProcessingRequest, ProcessingResponse
+
+from extproc.runtime import Runtime
+from extproc.server.processor import Processor
+
+
+class ExternalProcessor(pb_grpc.ExternalProcessorServicer):
+    """One ``Processor`` per stream; a bug in a phase is logged, counted and answered.
+
+    A failing phase never ends the stream silently: Envoy would then apply its own
+    failure mode with an empty 500. The processor answers per the operator's
+    ``failureMode`` instead.
+    """
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    async def Process(  # noqa: N802 - the gRPC method name
+        self,
+        request_iterator: AsyncIterator[ProcessingRequest],
+        context: grpc.aio.ServicerContext[ProcessingRequest, ProcessingResponse],
+    ) -> AsyncIterator[ProcessingResponse]:
+        processor = Processor(self.runtime)
+        async for request in request_iterator:
+            try:
+                response = await processor.handle(request)
+            except Exception:
+                phase = request.WhichOneof("request")
+                self.runtime.log.exception("ext_proc phase %s failed", phase)
+                self.runtime.stats.count_error(f"servicer_{phase}")
+                response = processor.on_failure(phase)
+            yield response
+
+
+def add_to_server(server: grpc.aio.Server, runtime: Runtime) -> None:
+    pb_grpc.add_ExternalProcessorServicer_to_server(ExternalProcessor(runtime), server)
