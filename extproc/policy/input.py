@@ -1,0 +1,136 @@
+"""The policy input document: OPA's Envoy plugin shape plus a ``routeiq`` object.
+
+Existing OPA Envoy policies read ``input.attributes.request.http.*``,
+``input.parsed_path``, ``input.parsed_query`` and ``input.parsed_body``; they work here
+unchanged. RouteIQ adds what it already computed (``input.routeiq``) so policies do
+not re-derive token estimates or identities in Rego.
+
+Secrets never enter the document: the values of ``authorization``, API-key and cookie
+headers (``PolicySpec.redactHeaders``) are replaced by ``sha256:<16 hex>`` of the
+credential (the same hash as ``routeiq.caller.api_key_hash``), so a policy can still
+match a specific key without ever seeing it, and decision logs stay clean.
+The full example and schema are in ``docs/policy.md``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from typing import Any
+from urllib.parse import parse_qs
+
+from extproc.api.identity import Caller, hash_api_key
+from extproc.api.openai import ParsedRequest
+from extproc.policy.spec import DEFAULT_REDACTED_HEADERS
+
+REDACTED_PREFIX = "sha256:"
+
+
+def redact_headers(
+    headers: Mapping[str, str], redact: Collection[str] = DEFAULT_REDACTED_HEADERS
+) -> dict[str, str]:
+    """A copy of ``headers`` with credential values replaced by their short hash."""
+    out = dict(headers)
+    for name in redact:
+        value = out.get(name)
+        if value is not None:
+            out[name] = REDACTED_PREFIX + hash_api_key(value)
+    return out
+
+
+def split_path(path: str) -> tuple[list[str], dict[str, list[str]]]:
+    """``parsed_path`` (segments) and ``parsed_query`` (name -> values) of a request path."""
+    raw_path, _, query = path.partition("?")
+    segments = [s for s in raw_path.split("/") if s]
+    return segments, parse_qs(query, keep_blank_values=True) if query else {}
+
+
+def build_input(
+    request: ParsedRequest,
+    caller: Caller,
+    *,
+    host: str,
+    profile: str | None,
+    classification: Mapping[str, Any] | None,
+    limits: Mapping[str, Any] | None,
+    findings: Mapping[str, int],
+    include_raw_body: bool = False,
+    raw_body: bytes | None = None,
+    redact: Collection[str] = DEFAULT_REDACTED_HEADERS,
+) -> dict[str, Any]:
+    """The input document for one request.
+
+    ``profile`` is the routing profile the request asked for (``auto``, ``eco``...), or
+    None for an explicit model. ``classification`` is the router's result
+    (``{category, tier, score, scores}``) when it ran before policy, else None.
+    ``limits`` is the caller's quota state when the state store provides it.
+    ``findings`` are detector counts by kind (``Detectors.scan_body``).
+    ``parsed_body`` is the decoded body itself (not copied: treat it as read-only).
+    The raw body is included only with ``include_raw_body`` (policies that match on
+    bytes); it costs a decode per request.
+    """
+    parsed_path, parsed_query = split_path(request.path)
+    http: dict[str, Any] = {
+        "method": request.method,
+        "path": request.path,
+        "host": host,
+        "headers": redact_headers(request.headers, redact),
+        "size": request.body_size,
+    }
+    if include_raw_body and raw_body is not None:
+        http["body"] = raw_body.decode("utf-8", "replace")
+    return {
+        "attributes": {"request": {"http": http}},
+        "parsed_path": parsed_path,
+        "parsed_query": parsed_query,
+        "parsed_body": request.body,
+        "routeiq": {
+            "endpoint": request.endpoint.value,
+            "model": request.model,
+            "profile": profile,
+            "prompt_tokens": request.prompt_tokens,
+            "max_tokens": request.max_tokens,
+            "stream": request.stream,
+            "tool_count": request.tool_count,
+            "message_count": request.message_count,
+            "has_images": request.has_images,
+            "caller": caller.as_dict(),
+            "classification": dict(classification) if classification is not None else None,
+            "limits": dict(limits) if limits is not None else None,
+            "findings": dict(findings),
+        },
+    }
+
+
+def sample_input() -> dict[str, Any]:
+    """A representative input document: the probe every engine is test-compiled with."""
+    return {
+        "attributes": {
+            "request": {
+                "http": {
+                    "method": "POST",
+                    "path": "/v1/chat/completions",
+                    "host": "routeiq.local",
+                    "headers": {"content-type": "application/json", "x-team": "probe"},
+                    "size": 64,
+                }
+            }
+        },
+        "parsed_path": ["v1", "chat", "completions"],
+        "parsed_query": {},
+        "parsed_body": {"model": "auto", "messages": [{"role": "user", "content": "hello"}]},
+        "routeiq": {
+            "endpoint": "chat/completions",
+            "model": "auto",
+            "profile": "auto",
+            "prompt_tokens": 6,
+            "max_tokens": None,
+            "stream": False,
+            "tool_count": 0,
+            "message_count": 1,
+            "has_images": False,
+            "caller": {"team": "probe", "user": None, "api_key_hash": None},
+            "classification": None,
+            "limits": None,
+            "findings": {},
+        },
+    }

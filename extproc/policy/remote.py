@@ -1,0 +1,152 @@
+"""The remote engine: an OPA server asked through its REST Data API.
+
+``POST /v1/data/<query path>`` with ``{"input": ...}`` through ``opa-python-client``'s
+``AsyncOpaClient`` (aiohttp): the library has a synchronous client (requests) and an
+asynchronous one; the async one runs on the server's event loop with no thread hop
+and no blocked loop, so it is the one used. Its built-in retries are turned off: one
+attempt bounded by ``timeoutMs`` is what the latency budget allows (Envoy's
+ext_proc ``message_timeout`` is 200 ms by default), and the operator's failure mode
+decides past it.
+
+The aiohttp session belongs to the event loop that first evaluates; ``aclose()``
+(on that loop) releases it. A new loop (tests) gets a new session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+from opa_client import AsyncOpaClient
+
+from extproc.policy.result import DecisionError, PolicyResult, parse_decision, unavailable
+
+
+class RemoteOpaEngine:
+    """Decisions from a remote OPA server; every failure goes through the failure mode.
+
+    ``ready`` is False after a failed call and True again after a successful one, so
+    a readiness probe or metric can show the dependency's state.
+    """
+
+    name = "opa"
+
+    def __init__(
+        self,
+        url: str,
+        query: str,
+        *,
+        timeout_s: float,
+        deny_status: int,
+        dry_run: bool,
+        fail_open: bool,
+        token: str | None = None,
+    ) -> None:
+        parts = urlsplit(url)
+        self._host = parts.hostname or "localhost"
+        self._ssl = parts.scheme == "https"
+        self._port = parts.port or (443 if self._ssl else 80)
+        self._path = query.removeprefix("data.")
+        self._timeout_s = timeout_s
+        self._deny_status = deny_status
+        self._dry_run = dry_run
+        self._fail_open = fail_open
+        self._token = token
+        self._client: AsyncOpaClient | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._closing: asyncio.Task[None] | None = None
+        self.ready = True
+
+    @property
+    def url(self) -> str:
+        scheme = "https" if self._ssl else "http"
+        return f"{scheme}://{self._host}:{self._port}/v1/data/{self._path.replace('.', '/')}"
+
+    async def _session(self) -> AsyncOpaClient:
+        loop = asyncio.get_running_loop()
+        if self._client is not None and self._loop is loop:
+            return self._client
+        client = AsyncOpaClient(
+            host=self._host,
+            port=self._port,
+            ssl=self._ssl,
+            token=self._token,
+            retries=0,
+            timeout=self._timeout_s,
+        )
+        await client.__aenter__()
+        self._client, self._loop = client, loop
+        return client
+
+    async def _query(self, input_doc: Mapping[str, Any]) -> Any:
+        client = await self._session()
+        async with asyncio.timeout(self._timeout_s):
+            return await client.query_rule(input_data=dict(input_doc), package_path=self._path)
+
+    async def evaluate(self, input_doc: Mapping[str, Any]) -> PolicyResult:
+        start = time.perf_counter()
+        result = await self._evaluate(input_doc)
+        return result.with_latency(time.perf_counter() - start)
+
+    async def _evaluate(self, input_doc: Mapping[str, Any]) -> PolicyResult:
+        try:
+            out = await self._query(input_doc)
+        except TimeoutError:
+            return self._failed("timeout")
+        except aiohttp.ClientResponseError as exc:
+            return self._failed(f"HTTP {exc.status}")
+        except (aiohttp.ClientError, OSError) as exc:
+            return self._failed(f"connection failed ({type(exc).__name__})")
+        except ValueError:
+            return self._failed("invalid JSON in response")
+        self.ready = True
+        if not isinstance(out, dict) or "result" not in out:
+            return PolicyResult(
+                allowed=False,
+                http_status=self._deny_status,
+                message="The request was denied by policy.",
+                reason="policy decision undefined",
+                engine=self.name,
+            )
+        try:
+            return parse_decision(
+                out["result"], engine=self.name, deny_status=self._deny_status,
+                dry_run=self._dry_run,
+            )
+        except DecisionError as exc:
+            return unavailable(self.name, fail_open=self._fail_open, detail=f"bad decision: {exc}")
+
+    def _failed(self, detail: str) -> PolicyResult:
+        self.ready = False
+        return unavailable(self.name, fail_open=self._fail_open, detail=detail)
+
+    async def aclose(self) -> None:
+        """Close the HTTP session; call it on the loop that evaluated."""
+        client, self._client, self._loop = self._client, None, None
+        if client is not None:
+            await client.close_connection()
+
+    def close(self) -> None:
+        """Best-effort synchronous close: schedules ``aclose`` on the session's loop.
+
+        Prefer ``await aclose()``: a session whose loop is already closed cannot be
+        closed gracefully (its sockets went with the loop).
+        """
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            self._client = self._loop = None
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self._closing = loop.create_task(self.aclose())
+        elif not loop.is_running():
+            loop.run_until_complete(self.aclose())
+        else:
+            asyncio.run_coroutine_threadsafe(self.aclose(), loop)
