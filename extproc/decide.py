@@ -83,14 +83,19 @@ def _no_backend(selection: Selection, request: ParsedRequest) -> ApiError:
         )
     if reasons and all("policy" in r or r == "not in-cluster" for r in reasons):
         return ApiError(
-            403, "Policy allows no backend for this request.", "permission_error",
+            403,
+            "Policy allows no backend for this request.",
+            "permission_error",
             "no_allowed_backend",
         )
     return ApiError(503, "No backend can serve this request now.", "server_error", "no_backend")
 
 
 def _denied(
-    decision_id: str, snapshot: Snapshot, request: ParsedRequest, error: ApiError,
+    decision_id: str,
+    snapshot: Snapshot,
+    request: ParsedRequest,
+    error: ApiError,
     explain: dict[str, Any],
 ) -> Decision:
     return Decision(

@@ -82,8 +82,6 @@ class ParsedRequest:
             caps.add("vision")
         if self.wants_json:
             caps.add("json")
-        if self.endpoint is Endpoint.EMBEDDINGS:
-            caps.add("embeddings")
         return frozenset(caps)
 
     @property
@@ -126,7 +124,7 @@ class _Conversation:
 
 def _read_messages(items: list[Any], conv: _Conversation, field: str) -> None:
     for i, msg in enumerate(items):
-        if isinstance(msg, str):  # Responses API allows bare strings in input lists
+        if isinstance(msg, str) and field == "input":  # Responses API allows bare strings
             conv.messages += 1
             conv.chars += len(msg)
             conv.last_user = msg
@@ -211,7 +209,8 @@ def parse_request(
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages:
             raise bad_request(
-                "'messages' is required and must be a non-empty array.", "missing_messages",
+                "'messages' is required and must be a non-empty array.",
+                "missing_messages",
                 "messages",
             )
         _read_messages(messages, conv, "messages")

@@ -53,7 +53,7 @@ class DemoBackend:
     @staticmethod
     async def _read_body(reader: asyncio.StreamReader, headers: dict[str, str]) -> bytes:
         if headers.get("transfer-encoding", "").lower() == "chunked":
-            chunks = []
+            chunks: list[bytes] = []
             while True:
                 size = int((await reader.readline()).split(b";")[0], 16)
                 if size == 0:
@@ -117,7 +117,9 @@ class DemoBackend:
             data = [{"object": "embedding", "index": 0, "embedding": [0.0, 0.1, 0.2]}]
             usage = {"prompt_tokens": 3, "total_tokens": 3}
             await self._send_json(
-                writer, 200, {"object": "list", "model": model, "data": data, "usage": usage},
+                writer,
+                200,
+                {"object": "list", "model": model, "data": data, "usage": usage},
                 extra,
             )
         elif path.endswith("/responses"):
@@ -174,7 +176,9 @@ class DemoBackend:
                     "id": "msg_1",
                     "status": "completed",
                     "role": "assistant",
-                    "content": [{"type": "output_text", "text": f"[{self.name}]", "annotations": []}],
+                    "content": [
+                        {"type": "output_text", "text": f"[{self.name}]", "annotations": []}
+                    ],
                 }
             ],
             "usage": {"input_tokens": 5, "output_tokens": 2, "total_tokens": 7},
@@ -187,8 +191,12 @@ class DemoBackend:
         head["connection"] = "close"
         writer.write(self._head(200, head))
         words = self._text(doc, model).split(" ")
-        base = {"id": f"chatcmpl-{self.name}", "object": "chat.completion.chunk",
-                "created": int(time.time()), "model": model}
+        base = {
+            "id": f"chatcmpl-{self.name}",
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": model,
+        }
         for i, word in enumerate(words):
             delta: dict[str, Any] = {"content": word if i == 0 else " " + word}
             if i == 0:
@@ -201,9 +209,14 @@ class DemoBackend:
         writer.write(f"data: {json.dumps(final)}\n\n".encode())
         opts = doc.get("stream_options") or {}
         if isinstance(opts, dict) and opts.get("include_usage"):
-            usage = {"prompt_tokens": 10, "completion_tokens": len(words),
-                     "total_tokens": 10 + len(words)}
-            writer.write(f"data: {json.dumps({**base, 'choices': [], 'usage': usage})}\n\n".encode())
+            usage = {
+                "prompt_tokens": 10,
+                "completion_tokens": len(words),
+                "total_tokens": 10 + len(words),
+            }
+            writer.write(
+                f"data: {json.dumps({**base, 'choices': [], 'usage': usage})}\n\n".encode()
+            )
         writer.write(b"data: [DONE]\n\n")
         await writer.drain()
 
@@ -224,7 +237,10 @@ def main() -> None:
 
     async def _run() -> None:
         server = await run_backend(
-            args.name, args.host, args.port, stream_delay_s=args.stream_delay,
+            args.name,
+            args.host,
+            args.port,
+            stream_delay_s=args.stream_delay,
             fail_status=args.fail_status,
         )
         print(f"demo backend {args.name} on {args.host}:{args.port}", flush=True)

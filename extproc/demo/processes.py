@@ -51,7 +51,9 @@ def free_port() -> int:
         return port
 
 
-def wait_for_port(port: int, timeout: float = 20.0, proc: subprocess.Popen[Any] | None = None) -> None:
+def wait_for_port(
+    port: int, timeout: float = 20.0, proc: subprocess.Popen[Any] | None = None
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
@@ -131,17 +133,23 @@ class ManagedProcess:
         return self.log_path.read_text(errors="replace")
 
 
-def start_envoy(config: dict[str, Any], workdir: Path, admin_port: int, concurrency: int = 1) -> ManagedProcess:
+def start_envoy(
+    config: dict[str, Any], workdir: Path, admin_port: int, concurrency: int = 1
+) -> ManagedProcess:
     """Start Envoy on ``config`` and wait until its admin says it is ready."""
     path = workdir / f"envoy-{admin_port}.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     proc = ManagedProcess(
         [
             str(envoy_binary()),
-            "-c", str(path),
-            "--base-id", str(admin_port),  # unique per instance: shared memory name
-            "--concurrency", str(concurrency),
-            "--log-level", "warning",
+            "-c",
+            str(path),
+            "--base-id",
+            str(admin_port),  # unique per instance: shared memory name
+            "--concurrency",
+            str(concurrency),
+            "--log-level",
+            "warning",
             "--disable-hot-restart",
         ],
         workdir / f"envoy-{admin_port}.log",
@@ -150,9 +158,10 @@ def start_envoy(config: dict[str, Any], workdir: Path, admin_port: int, concurre
     while time.monotonic() < deadline:
         if not proc.alive():
             raise RuntimeError(f"envoy exited: {proc.output()[-2000:]}")
-        with contextlib.suppress(OSError), urllib.request.urlopen(
-            f"http://127.0.0.1:{admin_port}/ready", timeout=0.5
-        ) as r:
+        with (
+            contextlib.suppress(OSError),
+            urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/ready", timeout=0.5) as r,
+        ):
             if r.status == 200:
                 return proc
         time.sleep(0.1)
@@ -165,8 +174,16 @@ def start_routeiq(
 ) -> ManagedProcess:
     """Start ``routeiq serve`` with this interpreter and wait for its gRPC port."""
     proc = ManagedProcess(
-        [sys.executable, "-m", "extproc.cli", "serve", "--config", str(config_path),
-         "--port", str(grpc_port)],
+        [
+            sys.executable,
+            "-m",
+            "extproc.cli",
+            "serve",
+            "--config",
+            str(config_path),
+            "--port",
+            str(grpc_port),
+        ],
         workdir / f"routeiq-{grpc_port}.log",
         env=env,
     )

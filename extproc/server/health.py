@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from grpc_health.v1 import health, health_pb2
+from grpc_health.v1 import health_pb2
+from grpc_health.v1 import health
 
 EXT_PROC_SERVICE = "envoy.service.ext_proc.v3.ExternalProcessor"
 SERVICES = ("", "liveness", "readiness", EXT_PROC_SERVICE)
@@ -12,7 +13,7 @@ class Health:
     """Thin wrapper so the app can flip every reported service in one call."""
 
     def __init__(self) -> None:
-        self.servicer = health.aio.HealthServicer()
+        self.servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]
 
     async def set_all(self, serving: bool) -> None:
         status = (

@@ -114,7 +114,7 @@ def immediate(error: ApiError, details: str, extra_headers: Headers = ()) -> Pro
     headers = [("content-type", "application/json"), *error.headers, *extra_headers]
     return ProcessingResponse(
         immediate_response=ImmediateResponse(
-            status=HttpStatus(code=error.status),  # type: ignore[arg-type]
+            status=HttpStatus(code=error.status),  # type: ignore[arg-type,unused-ignore]
             headers=header_mutation(headers),
             body=error.body(),
             details=details,

@@ -46,7 +46,9 @@ def _decode_headers(message: HttpHeaders) -> dict[str, str]:
 
 def _is_json(content_type: str) -> bool:
     media = content_type.split(";", 1)[0].strip().lower()
-    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
 
 
 class Processor:
@@ -135,7 +137,10 @@ class Processor:
         headers = self._headers
         try:
             parsed = parse_request(
-                self._endpoint, headers.get(":method", "POST"), headers.get(":path", ""), headers,
+                self._endpoint,
+                headers.get(":method", "POST"),
+                headers.get(":path", ""),
+                headers,
                 body,
             )
         except ApiError as error:

@@ -12,7 +12,7 @@ from extproc.runtime import Runtime
 from extproc.server.processor import Processor
 
 
-class ExternalProcessor(pb_grpc.ExternalProcessorServicer):
+class ExternalProcessor(pb_grpc.ExternalProcessorServicer):  # type: ignore[misc]
     """One ``Processor`` per stream; a bug in a phase is logged, counted and answered.
 
     A failing phase never ends the stream silently: Envoy would then apply its own
@@ -23,7 +23,7 @@ class ExternalProcessor(pb_grpc.ExternalProcessorServicer):
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
 
-    async def Process(  # noqa: N802 - the gRPC method name
+    async def Process(
         self,
         request_iterator: AsyncIterator[ProcessingRequest],
         context: grpc.aio.ServicerContext[ProcessingRequest, ProcessingResponse],

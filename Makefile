@@ -1,0 +1,42 @@
+# The README's two commands: `make demo` (run the main job) and `make test` (run the tests).
+# Both set up everything they need on a fresh machine, into local virtual environments.
+PYTHON ?= python3
+VENV := .venv
+LITELLM_VENV := .venv-litellm
+BIN := $(VENV)/bin
+PIP := $(BIN)/pip --disable-pip-version-check -q
+
+.PHONY: demo test setup lint typecheck bench clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -e '.[dev]'
+	# The real OPA engine (Go library via ctypes) for differential and remote-OPA tests;
+	# it declares Python >= 3.14 but works on 3.11.
+	$(PIP) install --no-deps --ignore-requires-python opa-golib-python-bindings==0.4.4
+	touch $@
+
+# LiteLLM pins its own openai/pydantic versions: it gets a venv of its own.
+# (1.104.0: 1.107.0 was a compromised release; newer ones need packages not available here.)
+$(LITELLM_VENV)/.installed:
+	test -x $(LITELLM_VENV)/bin/python || $(PYTHON) -m venv $(LITELLM_VENV)
+	$(LITELLM_VENV)/bin/pip --disable-pip-version-check -q install 'litellm[proxy]==1.104.0'
+	touch $@
+
+setup: $(VENV)/.installed $(LITELLM_VENV)/.installed
+
+demo: $(VENV)/.installed
+	$(BIN)/routeiq demo
+
+test: setup
+	$(BIN)/python -m pytest
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check extproc tests benchmarks
+	$(BIN)/mypy
+
+bench: $(VENV)/.installed
+	$(BIN)/python benchmarks/data_path.py
+
+clean:
+	rm -rf $(VENV) $(LITELLM_VENV) .pytest_cache .mypy_cache .ruff_cache
