@@ -55,6 +55,14 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         return 2
 
 
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from extproc.demo.run import run_demo
+
+    return run_demo(Path(args.repo), once=args.once)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="routeiq", description=__doc__)
     parser.add_argument("--version", action="version", version=f"routeiq {__version__}")
@@ -65,6 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="bind address (overrides ROUTEIQ_GRPC_HOST)")
     serve.add_argument("--port", type=int, help="gRPC port (overrides ROUTEIQ_GRPC_PORT)")
     serve.set_defaults(func=_cmd_serve)
+
+    demo = sub.add_parser("demo", help="run Envoy + RouteIQ + demo backends with sample traffic")
+    demo.add_argument("--repo", default=".", help="checkout holding config/ and envoy/")
+    demo.add_argument("--once", action="store_true", help="send the samples, then stop")
+    demo.set_defaults(func=_cmd_demo)
     return parser
 
 
