@@ -39,11 +39,13 @@ backend_limits contains limit if {
 	limit := {b | some b in conf.in_cluster_backends}
 }
 
+confidential_why contains sprintf("header %s", [classification_header]) if confidential_by_header
+
+confidential_why contains sprintf("found %s", [concat(",", confidential_findings)]) if {
+	count(confidential_findings) > 0
+}
+
 notes["confidential-in-cluster"] := text if {
 	confidential
-	why := array.concat(
-		[sprintf("header %s", [classification_header]) | confidential_by_header],
-		[sprintf("found %s", [concat(",", confidential_findings)]) | count(confidential_findings) > 0],
-	)
-	text := sprintf("confidential traffic (%s) kept in-cluster", [concat("; ", why)])
+	text := sprintf("confidential traffic (%s) kept in-cluster", [concat("; ", sort(confidential_why))])
 }

@@ -237,44 +237,70 @@ class EmbeddedEngine:
         self.close()
 
 
+def _check_vm(
+    bundle: PolicyBundle, query: str, probes: list[str], expected: list[Any]
+) -> tuple[bytes | None, str]:
+    """The compiled program if the VM agrees with the interpreter on every probe."""
+    try:
+        program = compile_program(bundle, query)
+        vm = _Vm(program, bundle.data_json, query)
+        for probe, want in zip(probes, expected, strict=True):
+            try:
+                got: Any = vm.evaluate(probe)
+            except UndefinedDecision:
+                got = UndefinedDecision
+            if got != want:
+                return None, "the VM disagreed with the interpreter on a probe input"
+    except (RuntimeError, ValueError) as exc:
+        return None, f"the VM cannot compile this bundle: {rego_error_text(exc)}"
+    return program, ""
+
+
 def build_embedded(
     bundle: PolicyBundle,
     query: str,
-    probe: Mapping[str, Any],
+    probes: list[dict[str, Any]],
     *,
     deny_status: int,
     dry_run: bool,
     fail_open: bool,
+    evaluator: str = "auto",
 ) -> EmbeddedEngine:
-    """Compile ``bundle``, test it on ``probe``, choose VM or interpreter.
+    """Compile ``bundle``, test it on the ``probes``, choose VM or interpreter.
 
+    ``evaluator``: ``auto`` uses the VM when it agrees with the interpreter on every
+    probe, ``vm`` requires it (ConfigError otherwise), ``interpreter`` never uses it.
     Raises ``PolicyConfigError`` when a module does not compile (file and line in the
-    message), the query is undefined on the probe, or the decision is malformed.
+    message), the query is undefined on the first probe, or a decision is malformed.
     """
-    probe_json = orjson.dumps(probe).decode()
+    texts = [orjson.dumps(p).decode() for p in probes]
     interpreter = _Interpreter(bundle, query)
-    try:
-        expected = interpreter.evaluate(probe_json)
-    except UndefinedDecision:
-        raise PolicyConfigError(
-            f"the policy query '{query}' is undefined for a sample request: check the package "
-            "and rule names, or give the rule a default"
-        ) from None
-    except RuntimeError as exc:
-        raise PolicyConfigError(f"policy evaluation failed: {rego_error_text(exc)}") from None
-    try:
-        parse_decision(expected, engine="embedded", deny_status=deny_status)
-    except DecisionError as exc:
-        raise PolicyConfigError(f"'{query}' does not return a valid decision: {exc}") from None
+    expected: list[Any] = []
+    for i, text in enumerate(texts):
+        try:
+            value = interpreter.evaluate(text)
+        except UndefinedDecision:
+            if i == 0:
+                raise PolicyConfigError(
+                    f"the policy query '{query}' is undefined for a sample request: check the "
+                    "package and rule names, or give the rule a default"
+                ) from None
+            expected.append(UndefinedDecision)
+            continue
+        except RuntimeError as exc:
+            raise PolicyConfigError(f"policy evaluation failed: {rego_error_text(exc)}") from None
+        try:
+            parse_decision(value, engine="embedded", deny_status=deny_status)
+        except DecisionError as exc:
+            raise PolicyConfigError(f"'{query}' does not return a valid decision: {exc}") from None
+        expected.append(value)
 
     program: bytes | None = None
-    fallback = ""
-    try:
-        program = compile_program(bundle, query)
-        if _Vm(program, bundle.data_json, query).evaluate(probe_json) != expected:
-            program, fallback = None, "the VM disagreed with the interpreter on the probe input"
-    except (RuntimeError, UndefinedDecision, ValueError) as exc:
-        program, fallback = None, f"the VM cannot compile this bundle: {rego_error_text(exc)}"
+    fallback = "evaluator: interpreter"
+    if evaluator != "interpreter":
+        program, fallback = _check_vm(bundle, query, texts, expected)
+        if program is None and evaluator == "vm":
+            raise PolicyConfigError(f"evaluator 'vm' requested but {fallback}")
     return EmbeddedEngine(
         _Source(bundle, query, program),
         deny_status=deny_status,

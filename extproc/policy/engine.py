@@ -16,7 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from extproc.policy.bundle import PolicyConfigError, load_bundle
 from extproc.policy.embedded import build_embedded
-from extproc.policy.input import sample_input
+from extproc.policy.input import probe_inputs
 from extproc.policy.remote import RemoteOpaEngine
 from extproc.policy.result import PolicyResult, allow_all
 from extproc.policy.spec import PolicySpec
@@ -107,8 +107,9 @@ def build_policy_engine(spec: PolicySpec, base_dir: Path) -> PolicyEngine:
     return build_embedded(
         bundle,
         spec.query,
-        sample_input(),
+        probe_inputs(bundle.data),
         deny_status=spec.deny_status,
         dry_run=spec.dry_run,
         fail_open=fail_open,
+        evaluator=spec.evaluator,
     )

@@ -101,6 +101,44 @@ def build_input(
     }
 
 
+def _team_names(data: Mapping[str, Any]) -> list[str]:
+    """Team names a data document mentions (any top-level ``*.teams`` object), best effort."""
+    names: list[str] = []
+    for value in data.values():
+        teams = value.get("teams") if isinstance(value, Mapping) else None
+        if isinstance(teams, Mapping):
+            names.extend(str(k) for k in list(teams)[:6])
+    return names
+
+
+def probe_inputs(data: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Varied input documents a new engine is checked with before it may serve.
+
+    They vary what policies usually branch on (team, model, size, classification
+    header, detector findings), with teams taken from the data, so that the embedded
+    VM is compared with the interpreter on more than one path.
+    """
+    probes: list[dict[str, Any]] = []
+    teams: list[str | None] = [None, "probe", *_team_names(data)]
+    for i, team in enumerate(teams):
+        for model in ("auto", "gpt-4o", "gpt-4o-mini"):
+            for big in (False, True):
+                doc = sample_input()
+                rq = doc["routeiq"]
+                rq["caller"]["team"] = team
+                rq["model"] = doc["parsed_body"]["model"] = model
+                rq["profile"] = "auto" if model == "auto" else None
+                rq["prompt_tokens"], rq["max_tokens"] = (200_000, 4_000) if big else (50, None)
+                if (i + big) % 2:
+                    doc["attributes"]["request"]["http"]["headers"]["x-data-classification"] = (
+                        "confidential"
+                    )
+                if (i + len(model)) % 3 == 0:
+                    rq["findings"] = {"email": 1, "secret": 1, "payment_card": 1}
+                probes.append(doc)
+    return probes
+
+
 def sample_input() -> dict[str, Any]:
     """A representative input document: the probe every engine is test-compiled with."""
     return {

@@ -53,6 +53,9 @@ class PolicySpec(Spec):
       ``closed`` refuses it with a 503.
     - ``dryRun``: evaluate and report, but never deny (the would-be denial is kept
       in ``PolicyResult.dry_run`` for the decision log).
+    - ``evaluator`` (embedded): ``auto`` serves with regorus' compiled VM when it agrees
+      with regorus' interpreter on the build-time probes, else with the interpreter;
+      ``vm`` or ``interpreter`` force one.
     - ``detectors``: content detectors run over the prompt; their counts go to
       ``input.routeiq.findings``.
     """
@@ -65,6 +68,7 @@ class PolicySpec(Spec):
     deny_status: int = Field(403, ge=400, le=599)
     dry_run: bool = False
     include_raw_body: bool = False
+    evaluator: Literal["auto", "vm", "interpreter"] = "auto"
     detectors: tuple[DetectorKind, ...] = ALL_DETECTORS
     redact_headers: tuple[str, ...] = DEFAULT_REDACTED_HEADERS
     opa: OpaServerSpec | None = None
