@@ -1,0 +1,124 @@
+"""Sentence embeddings with onnxruntime + tokenizers: all-MiniLM-L6-v2 without torch.
+
+The ONNX graph (exported by :mod:`extproc.routing.export`) returns token embeddings;
+this module does what sentence-transformers' ``Pooling`` (mean over the attention mask)
+and ``Normalize`` modules do, so vectors match the reference model (cosine > 0.99, see
+tests/routing/test_embedder.py). The tokenizer shipped with the model pads and truncates
+to 128 on its own: both are reset here so one text costs only its real length, and the
+truncation length is an explicit, documented choice (``max_tokens``).
+
+One ``Embedder`` is built per config snapshot and shared by every request; the
+onnxruntime session is thread-safe for ``run``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import onnxruntime as ort
+from tokenizers import Tokenizer
+
+from extproc.routing.artefacts import ArtefactError, Manifest, load_manifest
+
+Vector = npt.NDArray[np.float32]
+
+
+class Embedder:
+    """Text -> L2-normalised 384-d vectors; build with :func:`load_embedder`."""
+
+    def __init__(
+        self, session: ort.InferenceSession, tokenizer: Tokenizer, max_tokens: int, model: str
+    ) -> None:
+        self._session = session
+        self._tokenizer = tokenizer
+        self.max_tokens = max_tokens
+        self.model = model
+        self._inputs = {i.name for i in session.get_inputs()}
+
+    @property
+    def dimensions(self) -> int:
+        return 384
+
+    def embed(self, text: str) -> Vector:
+        """One text -> one unit vector (shape ``[384]``); the per-request call."""
+        enc = self._tokenizer.encode(text)
+        ids = np.asarray([enc.ids], dtype=np.int64)
+        mask = np.asarray([enc.attention_mask], dtype=np.int64)
+        vec: Vector = self._run(ids, mask)[0]
+        return vec
+
+    def embed_batch(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        """Many texts -> ``[n, 384]``, padded per batch (for training, scoring and tests)."""
+        if not texts:
+            return np.zeros((0, self.dimensions), dtype=np.float32)
+        encs = self._tokenizer.encode_batch(list(texts))
+        width = max(len(e.ids) for e in encs)
+        ids = np.zeros((len(encs), width), dtype=np.int64)
+        mask = np.zeros((len(encs), width), dtype=np.int64)
+        for row, enc in enumerate(encs):
+            ids[row, : len(enc.ids)] = enc.ids
+            mask[row, : len(enc.ids)] = enc.attention_mask
+        return self._run(ids, mask)
+
+    def embed_many(self, texts: Sequence[str], batch: int = 32) -> npt.NDArray[np.float32]:
+        """Like ``embed_batch`` in chunks sorted by length, so padding stays small."""
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        out = np.zeros((len(texts), self.dimensions), dtype=np.float32)
+        for start in range(0, len(order), batch):
+            idx = order[start : start + batch]
+            out[idx] = self.embed_batch([texts[i] for i in idx])
+        return out
+
+    def _run(self, ids: npt.NDArray[np.int64], mask: npt.NDArray[np.int64]) -> Vector:
+        feeds = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in self._inputs:
+            feeds["token_type_ids"] = np.zeros_like(ids)
+        (tokens,) = self._session.run(["token_embeddings"], feeds)
+        weights = mask[:, :, None].astype(np.float32)
+        summed = (np.asarray(tokens, dtype=np.float32) * weights).sum(axis=1)
+        pooled = summed / np.clip(weights.sum(axis=1), 1e-9, None)
+        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+        result: Vector = (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)
+        return result
+
+
+def load_embedder(
+    manifest_path: Path, model_file: str | None = None, max_tokens: int = 128, threads: int = 2
+) -> Embedder:
+    """Verify the manifest's hashes, then load the ONNX model and tokenizer.
+
+    ``model_file`` defaults to the manifest's ``default`` (the int8 model). ``threads``
+    bounds intra-op parallelism (the service shares its cores with gRPC), and execution
+    is sequential: a 6-layer encoder on one text gains nothing from inter-op threads.
+    """
+    manifest: Manifest = load_manifest(manifest_path)
+    name = model_file or str(manifest.data.get("default", "model_int8.onnx"))
+    if not 8 <= max_tokens <= 512:
+        raise ArtefactError(f"embedding maxTokens must be within 8..512, got {max_tokens}")
+    tokenizer = Tokenizer.from_file(str(manifest.file("tokenizer.json")))
+    tokenizer.no_padding()
+    tokenizer.enable_truncation(max_length=max_tokens)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    try:
+        session = ort.InferenceSession(
+            str(manifest.file(name)), sess_options=options, providers=["CPUExecutionProvider"]
+        )
+    except Exception as exc:  # onnxruntime raises its own untyped exceptions
+        raise ArtefactError(f"{manifest.file(name)}: onnxruntime refused the model: {exc}") from exc
+    return Embedder(session, tokenizer, max_tokens, name)
+
+
+def timed_embed(embedder: Embedder, text: str) -> tuple[Vector, float]:
+    """``embed`` plus its wall time in milliseconds (for ``Classification.embed_ms``)."""
+    start = time.perf_counter()
+    vec = embedder.embed(text)
+    return vec, (time.perf_counter() - start) * 1000.0
