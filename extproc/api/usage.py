@@ -25,6 +25,7 @@ import orjson
 from extproc.api.openai import CHARS_PER_TOKEN, Endpoint
 
 _EOL = re.compile(rb"\r\n|\r|\n")
+_KEEP, _DROP, _CLEAN = 0, 1, 2  # what strip mode does with a finished event
 # What OpenAI-compatible servers write for the null member, compact or spaced.
 _NULL_USAGE = (b',"usage":null', b'"usage":null,', b', "usage": null', b'"usage": null, ')
 
@@ -187,10 +188,10 @@ class StreamUsageParser:
         self._scan = 0
         if tail:
             self._line(tail)
-        dropped = self._dispatch()
-        if not self.strip_usage or dropped:
+        action = self._dispatch()
+        if not self.strip_usage or action == _DROP:
             return b""
-        return self._clean(buf)
+        return _without_null_usage(buf) if action == _CLEAN else buf
 
     def result(self, prompt_tokens: int) -> Usage:
         """The reported usage, or an estimate: ``prompt_tokens`` (the request estimate)
@@ -210,11 +211,12 @@ class StreamUsageParser:
             if line:
                 self._line(line)
                 continue
-            dropped = self._dispatch()
+            action = self._dispatch()
             if keep_event:
-                if not dropped:
-                    out.append(self._clean(buf[event_start:pos]))
-                self._last_dropped = dropped
+                if action != _DROP:
+                    raw = buf[event_start:pos]
+                    out.append(_without_null_usage(raw) if action == _CLEAN else raw)
+                self._last_dropped = action == _DROP
                 event_start = pos
         if keep_event:
             self._buf = buf[event_start:]
@@ -229,40 +231,44 @@ class StreamUsageParser:
             self._data.append(value[1:] if value[:1] == b" " else value)
         # event:, id:, retry: and ":" comments carry nothing RouteIQ needs.
 
-    def _dispatch(self) -> bool:
-        """Handle the finished event; True when it must not be forwarded."""
+    def _dispatch(self) -> int:
+        """Handle the finished event; say what strip mode must do with its bytes."""
         if not self._data:
-            return False
+            return _KEEP
         data = self._data[0] if len(self._data) == 1 else b"\n".join(self._data)
         self._data = []
         self.events += 1
         if data == b"[DONE]":
             self.done = True
-            return False
+            return _KEEP
         if data[:1] != b"{":
-            return False
+            return _KEEP
         try:
             doc = orjson.loads(data)
         except orjson.JSONDecodeError:
-            return False
+            return _KEEP
         if not isinstance(doc, dict):
-            return False
+            return _KEEP
         self.completion_chars += _delta_chars(doc)
-        if doc.get("type") in ("response.completed", "response.incomplete"):
-            response = doc.get("response")
-            if isinstance(response, dict):
-                self.usage = usage_from_object(response.get("usage")) or self.usage
-            return False
-        usage = doc.get("usage")
-        if usage is None:
-            return False
+        if "type" in doc:  # Responses API: usage is always in response.completed
+            if doc["type"] in ("response.completed", "response.incomplete"):
+                response = doc.get("response")
+                if isinstance(response, dict):
+                    self.usage = usage_from_object(response.get("usage")) or self.usage
+            return _KEEP
+        if "usage" not in doc:
+            return _KEEP
+        usage = doc["usage"]
+        if usage is None:  # present only because include_usage was injected
+            return _CLEAN if self.strip_usage else _KEEP
         self.usage = usage_from_object(usage) or self.usage
-        return self.strip_usage and doc.get("choices") == []
+        return _DROP if self.strip_usage and doc.get("choices") == [] else _KEEP
 
-    def _clean(self, raw: bytes) -> bytes:
-        """Remove the ``"usage":null`` member the injected option added to a chunk."""
-        if b'"usage": null' not in raw and b'"usage":null' not in raw:
-            return raw
-        for pattern in _NULL_USAGE:
-            raw = raw.replace(pattern, b"")
-        return raw
+
+def _without_null_usage(raw: bytes) -> bytes:
+    """An event's bytes without the ``"usage":null`` member of its chunk. A quote inside a
+    JSON string is always escaped, so these patterns can only match the member itself."""
+    for pattern in _NULL_USAGE:
+        if pattern in raw:
+            return raw.replace(pattern, b"", 1)
+    return raw
