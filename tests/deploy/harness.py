@@ -25,6 +25,7 @@ DEPLOY = REPO / "deploy"
 CHART = DEPLOY / "helm" / "routeiq"
 EXAMPLES = DEPLOY / "examples"
 
+H2_OPTIONS_TYPE = "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 EXT_PROC_TYPE = "type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor"
 HCM_TYPE = (
     "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3."
@@ -95,7 +96,7 @@ def static_cluster(name: str, port: int, *, http2: bool = False) -> dict[str, An
     if http2:
         cluster["typed_extension_protocol_options"] = {
             "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
-                "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                "@type": H2_OPTIONS_TYPE,
                 "explicit_http_config": {"http2_protocol_options": {}},
             }
         }

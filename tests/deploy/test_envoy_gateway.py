@@ -59,14 +59,23 @@ def _quantity(value: str) -> int:
 
 
 def _duration(value: str) -> str:
-    assert re.fullmatch(r"[0-9]+(ms|s)", value), value
-    return value if value.endswith("s") and not value.endswith("ms") else f"{int(value[:-2]) / 1000}s"
+    """A Gateway API duration ("1s", "200ms") as a protobuf JSON duration."""
+    m = re.fullmatch(r"([0-9]+)(ms|s)", value)
+    assert m, value
+    return f"{int(m[1]) / (1000 if m[2] == 'ms' else 1)}s"
 
 
 def test_every_manifest_parses_with_the_fields_its_api_needs() -> None:
     docs = _docs()
-    assert {"Gateway", "ClientTrafficPolicy", "EnvoyExtensionPolicy", "ReferenceGrant",
-            "HTTPRoute", "Backend", "BackendTLSPolicy"} <= {d["kind"] for d in docs}
+    assert {
+        "Gateway",
+        "ClientTrafficPolicy",
+        "EnvoyExtensionPolicy",
+        "ReferenceGrant",
+        "HTTPRoute",
+        "Backend",
+        "BackendTLSPolicy",
+    } <= {d["kind"] for d in docs}
     for d in docs:
         assert d["metadata"]["name"] and d["metadata"]["namespace"], d["kind"]
         group = d["apiVersion"].split("/")[0]
@@ -75,8 +84,11 @@ def test_every_manifest_parses_with_the_fields_its_api_needs() -> None:
     assert gw["spec"]["gatewayClassName"] and gw["spec"]["listeners"]
     for policy in (_one("ClientTrafficPolicy"), _one("EnvoyExtensionPolicy")):
         (ref,) = policy["spec"]["targetRefs"]
-        assert ref == {"group": "gateway.networking.k8s.io", "kind": "Gateway",
-                       "name": gw["metadata"]["name"]}
+        assert ref == {
+            "group": "gateway.networking.k8s.io",
+            "kind": "Gateway",
+            "name": gw["metadata"]["name"],
+        }
     route = _one("HTTPRoute")
     assert route["spec"]["parentRefs"] == [{"name": gw["metadata"]["name"]}]
     for rule in route["spec"]["rules"]:
@@ -87,15 +99,23 @@ def test_ext_proc_policy_points_at_the_chart_service_with_the_right_modes() -> N
     values = yaml.safe_load((CHART / "values.yaml").read_text())
     (ext,) = _one("EnvoyExtensionPolicy")["spec"]["extProc"]
     (ref,) = ext["backendRefs"]
-    assert ref == {"group": "", "kind": "Service", "name": "routeiq", "namespace": "routeiq",
-                   "port": values["grpc"]["port"]}
+    assert ref == {
+        "group": "",
+        "kind": "Service",
+        "name": "routeiq",
+        "namespace": "routeiq",
+        "port": values["grpc"]["port"],
+    }
     assert ext["processingMode"] == {"request": {"body": "Buffered"}, "allowModeOverride": True}
     assert ext["failOpen"] is False
     # Cross-namespace backendRef: the ReferenceGrant in the Service's namespace allows it.
     grant = _one("ReferenceGrant")["spec"]
     policy_ns = _one("EnvoyExtensionPolicy")["metadata"]["namespace"]
-    assert {"group": "gateway.envoyproxy.io", "kind": "EnvoyExtensionPolicy",
-            "namespace": policy_ns} in grant["from"]
+    assert {
+        "group": "gateway.envoyproxy.io",
+        "kind": "EnvoyExtensionPolicy",
+        "namespace": policy_ns,
+    } in grant["from"]
     assert {"group": "", "kind": "Service", "name": "routeiq"} in grant["to"]
     assert _one("ReferenceGrant")["metadata"]["namespace"] == ref["namespace"]
 
@@ -127,14 +147,21 @@ def test_routes_cover_every_backend_of_the_example() -> None:
 
 
 def _translate(
-    *, ports: dict[str, int], listener: int, admin: int, ext_proc_port: int,
+    *,
+    ports: dict[str, int],
+    listener: int,
+    admin: int,
+    ext_proc_port: int,
     fail_open: bool | None = None,
 ) -> dict[str, Any]:
     """What Envoy Gateway would generate for these resources, as a static bootstrap."""
     (ext,) = _one("EnvoyExtensionPolicy")["spec"]["extProc"]
     mode = ext["processingMode"]
-    body_modes = {"Buffered": "BUFFERED", "Streamed": "STREAMED",
-                  "BufferedPartial": "BUFFERED_PARTIAL"}
+    body_modes = {
+        "Buffered": "BUFFERED",
+        "Streamed": "STREAMED",
+        "BufferedPartial": "BUFFERED_PARTIAL",
+    }
     ext_cluster = "routeiq-ext-proc"
     ext_proc = {
         "name": "envoy.filters.http.ext_proc",
@@ -152,13 +179,17 @@ def _translate(
         },
     }
     ctp = _one("ClientTrafficPolicy")["spec"]
-    early = [{
-        "name": "envoy.http.early_header_mutation.header_mutation",
-        "typed_config": {
-            "@type": EARLY_MUTATION_TYPE,
-            "mutations": [{"remove": h} for h in ctp["headers"]["earlyRequestHeaders"]["remove"]],
-        },
-    }]
+    early = [
+        {
+            "name": "envoy.http.early_header_mutation.header_mutation",
+            "typed_config": {
+                "@type": EARLY_MUTATION_TYPE,
+                "mutations": [
+                    {"remove": h} for h in ctp["headers"]["earlyRequestHeaders"]["remove"]
+                ],
+            },
+        }
+    ]
     routes = []
     clusters = {}
     for rule in _one("HTTPRoute")["spec"]["rules"]:
@@ -172,8 +203,9 @@ def _translate(
         for m in rule["matches"]:
             em: dict[str, Any] = {"prefix": m["path"]["value"]}
             if m.get("headers"):
-                em["headers"] = [{"name": h["name"], "string_match": {"exact": h["value"]}}
-                                 for h in m["headers"]]
+                em["headers"] = [
+                    {"name": h["name"], "string_match": {"exact": h["value"]}} for h in m["headers"]
+                ]
             routes.append({"match": em, "route": action})
     # Gateway API precedence: rules with more header matches first.
     routes.sort(key=lambda r: -len(r["match"].get("headers", [])))
@@ -192,20 +224,23 @@ def _translate(
 
 
 def test_envoy_accepts_the_gateway_equivalents(tmp_path: Path) -> None:
-    config = _translate(ports={"vllm-small": 1, "provider-large": 2}, listener=free_port(),
-                        admin=free_port(), ext_proc_port=3)
+    config = _translate(
+        ports={"vllm-small": 1, "provider-large": 2},
+        listener=free_port(),
+        admin=free_port(),
+        ext_proc_port=3,
+    )
     result = envoy_validate(config, tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 @pytest.mark.parametrize("header_value", ["provider_large", "vllm_small"])
-def test_fail_open_cannot_be_steered_by_a_client_header(
-    header_value: str, tmp_path: Path
-) -> None:
+def test_fail_open_cannot_be_steered_by_a_client_header(header_value: str, tmp_path: Path) -> None:
     with upstreams("vllm-small", "provider-large") as ports:
         listener, admin = free_port(), free_port()
-        config = _translate(ports=ports, listener=listener, admin=admin,
-                            ext_proc_port=free_port(), fail_open=True)
+        config = _translate(
+            ports=ports, listener=listener, admin=admin, ext_proc_port=free_port(), fail_open=True
+        )
         with running_envoy(config, tmp_path):
             status, body = post_chat(listener, {HEADER: header_value})
             assert status == 200

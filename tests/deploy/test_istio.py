@@ -35,12 +35,24 @@ from tests.deploy.harness import (
 
 ISTIO = DEPLOY / "istio"
 ENVOY_FILTERS = ["envoyfilter-gateway.yaml", "envoyfilter-sidecar.yaml"]
-PATCH_OPERATIONS = {"MERGE", "ADD", "REMOVE", "INSERT_BEFORE", "INSERT_AFTER", "INSERT_FIRST",
-                    "REPLACE"}
+PATCH_OPERATIONS = {
+    "MERGE",
+    "ADD",
+    "REMOVE",
+    "INSERT_BEFORE",
+    "INSERT_AFTER",
+    "INSERT_FIRST",
+    "REPLACE",
+}
 
 
 def _all_docs() -> list[dict[str, Any]]:
     return [d for f in sorted(ISTIO.glob("*.yaml")) for d in load_docs(f)]
+
+
+def _virtual_service(name: str) -> dict[str, Any]:
+    (vs,) = [d for d in by_kind(_all_docs(), "VirtualService") if d["metadata"]["name"] == name]
+    return vs
 
 
 def _patch(doc: dict[str, Any], name: str) -> dict[str, Any]:
@@ -69,16 +81,19 @@ def _envoy_routes(vs: dict[str, Any], header: str) -> list[dict[str, Any]]:
     routes = []
     for route in vs["spec"]["http"]:
         dest = route["route"][0]["destination"]
-        action: dict[str, Any] = {"cluster": _outbound(dest["host"], dest["port"]["number"]),
-                                  "timeout": route.get("timeout", "15s")}
+        action: dict[str, Any] = {
+            "cluster": _outbound(dest["host"], dest["port"]["number"]),
+            "timeout": route.get("timeout", "15s"),
+        }
         if "rewrite" in route:
             action["host_rewrite_literal"] = route["rewrite"]["authority"]
         matches = route.get("match") or [{}]
         for m in matches:
             em: dict[str, Any] = {"prefix": m.get("uri", {}).get("prefix", "/")}
             if header in m.get("headers", {}):
-                em["headers"] = [{"name": header,
-                                  "string_match": {"exact": m["headers"][header]["exact"]}}]
+                em["headers"] = [
+                    {"name": header, "string_match": {"exact": m["headers"][header]["exact"]}}
+                ]
             routes.append({"match": em, "route": action})
     return routes
 
@@ -86,8 +101,7 @@ def _envoy_routes(vs: dict[str, Any], header: str) -> list[dict[str, Any]]:
 def test_every_manifest_parses_with_identity_fields() -> None:
     docs = _all_docs()
     kinds = {d["kind"] for d in docs}
-    assert {"EnvoyFilter", "Gateway", "VirtualService", "ServiceEntry",
-            "DestinationRule"} <= kinds
+    assert {"EnvoyFilter", "Gateway", "VirtualService", "ServiceEntry", "DestinationRule"} <= kinds
     for d in docs:
         assert d["apiVersion"].startswith("networking.istio.io/"), d["kind"]
         assert d["metadata"]["name"] and d["metadata"]["namespace"], d["kind"]
@@ -132,7 +146,7 @@ def test_ext_proc_cluster_is_the_charts_grpc_service(filename: str) -> None:
 def test_sidecar_variant_runs_on_the_callers_outbound_listener() -> None:
     (ef,) = load_docs(ISTIO / "envoyfilter-sidecar.yaml")
     ports = {p["match"]["listener"]["portNumber"] for p in ef["spec"]["configPatches"]}
-    (vs,) = [d for d in by_kind(_all_docs(), "VirtualService") if d["metadata"]["name"] == "llm-mesh"]
+    vs = _virtual_service("llm-mesh")
     assert vs["spec"]["gateways"] == ["mesh"]
     default = vs["spec"]["http"][-1]["route"][0]["destination"]
     assert ports == {default["port"]["number"]}
@@ -143,7 +157,7 @@ def test_gateway_routes_cover_every_backend_of_the_example() -> None:
         yaml.safe_load((EXAMPLES / "litellm-in-front-of-providers.yaml").read_text())
     )
     header = config.spec.route_header
-    (vs,) = [d for d in by_kind(_all_docs(), "VirtualService") if d["metadata"]["name"] == "llm"]
+    vs = _virtual_service("llm")
     routed = _route_header_routes(vs, header)
     assert {b.cluster for b in config.spec.backends} == set(routed)
     # The last route has no match: requests RouteIQ did not route land on LiteLLM.
@@ -153,14 +167,20 @@ def test_gateway_routes_cover_every_backend_of_the_example() -> None:
 
 
 def _istio_envoy_config(
-    filename: str, *, ports: dict[str, int], listener: int, admin: int, ext_proc_port: int,
-    failure_mode_allow: bool | None = None, strip: bool = True,
+    filename: str,
+    *,
+    ports: dict[str, int],
+    listener: int,
+    admin: int,
+    ext_proc_port: int,
+    failure_mode_allow: bool | None = None,
+    strip: bool = True,
 ) -> dict[str, Any]:
     """The EnvoyFilter's filters and listener patch, with the gateway VirtualService's
     routes, as a static bootstrap whose destination clusters point at local upstreams."""
     (ef,) = load_docs(ISTIO / filename)
     header = "x-routeiq-cluster"
-    (vs,) = [d for d in by_kind(_all_docs(), "VirtualService") if d["metadata"]["name"] == "llm"]
+    vs = _virtual_service("llm")
     strip_filter = copy.deepcopy(_patch(ef, "routeiq-strip")["patch"]["value"])
     ext_proc = copy.deepcopy(_patch(ef, "envoy.filters.http.ext_proc")["patch"]["value"])
     if failure_mode_allow is not None:
@@ -181,15 +201,24 @@ def _istio_envoy_config(
     clusters = [static_cluster(name, port) for name, port in upstream_of.items()]
     ext_cluster = ext_proc["typed_config"]["grpc_service"]["envoy_grpc"]["cluster_name"]
     clusters.append(static_cluster(ext_cluster, ext_proc_port, http2=True))
-    return bootstrap(http_filters=filters, routes=routes, clusters=clusters,
-                     listener_port=listener, admin_port=admin, listener_extra=listener_extra)
+    return bootstrap(
+        http_filters=filters,
+        routes=routes,
+        clusters=clusters,
+        listener_port=listener,
+        admin_port=admin,
+        listener_extra=listener_extra,
+    )
 
 
 @pytest.mark.parametrize("filename", ENVOY_FILTERS)
 def test_envoy_accepts_the_istio_pieces(filename: str, tmp_path: Path) -> None:
     config = _istio_envoy_config(
-        filename, ports={"litellm": 1, "provider_openai": 2}, listener=free_port(),
-        admin=free_port(), ext_proc_port=3,
+        filename,
+        ports={"litellm": 1, "provider_openai": 2},
+        listener=free_port(),
+        admin=free_port(),
+        ext_proc_port=3,
     )
     result = envoy_validate(config, tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -203,15 +232,20 @@ def test_fail_open_routes_by_default_and_ignores_client_route_header(tmp_path: P
     with upstreams("litellm", "provider_openai") as ports:
         listener, admin = free_port(), free_port()
         config = _istio_envoy_config(
-            "envoyfilter-gateway.yaml", ports=ports, listener=listener, admin=admin,
-            ext_proc_port=dead_ext_proc, failure_mode_allow=True,
+            "envoyfilter-gateway.yaml",
+            ports=ports,
+            listener=listener,
+            admin=admin,
+            ext_proc_port=dead_ext_proc,
+            failure_mode_allow=True,
         )
         with running_envoy(config, tmp_path):
             status, body = post_chat(listener, {"x-routeiq-cluster": "provider_openai"})
             assert status == 200
             assert body == {"upstream": "litellm", "route_header": None}
-            status, body = post_chat(listener, {"X-RouteIQ-Cluster": "provider_openai",
-                                                "x-routeiq-other": "1"})
+            status, body = post_chat(
+                listener, {"X-RouteIQ-Cluster": "provider_openai", "x-routeiq-other": "1"}
+            )
             assert (status, body) == (200, {"upstream": "litellm", "route_header": None})
 
 
@@ -221,8 +255,13 @@ def test_without_the_strip_filter_fail_open_is_spoofable(tmp_path: Path) -> None
     with upstreams("litellm", "provider_openai") as ports:
         listener, admin = free_port(), free_port()
         config = _istio_envoy_config(
-            "envoyfilter-gateway.yaml", ports=ports, listener=listener, admin=admin,
-            ext_proc_port=free_port(), failure_mode_allow=True, strip=False,
+            "envoyfilter-gateway.yaml",
+            ports=ports,
+            listener=listener,
+            admin=admin,
+            ext_proc_port=free_port(),
+            failure_mode_allow=True,
+            strip=False,
         )
         with running_envoy(config, tmp_path):
             status, body = post_chat(listener, {"x-routeiq-cluster": "provider_openai"})
@@ -234,7 +273,10 @@ def test_fail_closed_as_shipped_reaches_no_backend(tmp_path: Path) -> None:
     with upstreams("litellm", "provider_openai") as ports:
         listener, admin = free_port(), free_port()
         config = _istio_envoy_config(
-            "envoyfilter-gateway.yaml", ports=ports, listener=listener, admin=admin,
+            "envoyfilter-gateway.yaml",
+            ports=ports,
+            listener=listener,
+            admin=admin,
             ext_proc_port=free_port(),
         )
         with running_envoy(config, tmp_path):

@@ -1,0 +1,98 @@
+"""The example RoutingConfig files validate, and the files they reference exist where
+the pod would see them (deploy/examples/policies mirrors <mountPath>/policies)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from extproc.config.schema import RoutingConfig
+from extproc.config.snapshot import build_snapshot
+from tests.deploy.harness import EXAMPLES, REPO
+
+FILES = sorted(EXAMPLES.glob("*.yaml"))
+
+
+def test_the_three_set_ups_are_there() -> None:
+    assert {f.name for f in FILES} == {
+        "litellm-in-front-of-providers.yaml",
+        "vllm-small-provider-large.yaml",
+        "per-team-budgets.yaml",
+    }
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.stem)
+def test_example_validates(path: Path) -> None:
+    config = RoutingConfig.model_validate(yaml.safe_load(path.read_text()))
+    assert config.metadata.name == path.stem
+    for rel in (*config.spec.policy.modules, *config.spec.policy.data):
+        assert (path.parent / rel).exists(), rel
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.stem)
+def test_example_builds_a_snapshot(path: Path) -> None:
+    """The server's own loader: backends, aliases, default backend, config version."""
+    snapshot = build_snapshot(path, with_policy=False)
+    assert snapshot.default_backend.name == snapshot.config.spec.default_backend
+    for alias in snapshot.config.spec.aliases:
+        assert snapshot.models[alias]
+
+
+def test_per_team_budgets_limit_by_team() -> None:
+    config = RoutingConfig.model_validate(
+        yaml.safe_load((EXAMPLES / "per-team-budgets.yaml").read_text())
+    )
+    limits = {limit.name: limit for limit in config.spec.state.limits}
+    assert {limit.key for limit in limits.values()} == {"team", "user"}
+    names = {b.name for b in config.spec.backends}
+    for limit in limits.values():
+        assert set(limit.match.backends) <= names
+    # The backend names the team data pins to exist in this config.
+    teams = yaml.safe_load((REPO / "policies/data/teams.yaml").read_text())["routeiq_data"]
+    for team in teams["teams"].values():
+        assert set(team.get("backends", [])) <= names
+
+
+def _policy_engine_available() -> bool:
+    import extproc.policy
+
+    return hasattr(extproc.policy, "build_policy_engine")
+
+
+@pytest.mark.skipif(not _policy_engine_available(), reason="extproc.policy engine not built yet")
+@pytest.mark.parametrize(
+    "path", [p for p in FILES if "policy:" in p.read_text()], ids=lambda p: p.stem
+)
+def test_example_policies_compile(path: Path) -> None:
+    snapshot = build_snapshot(path, with_policy=True)
+    assert snapshot.policy is not None
+    snapshot.close()
+
+
+def _cli_has_config_validate() -> bool:
+    result = subprocess.run(
+        [sys.executable, "-m", "extproc.cli", "config", "validate", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    return result.returncode == 0
+
+
+@pytest.mark.skipif(not _cli_has_config_validate(), reason="`routeiq config validate` not yet")
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.stem)
+def test_routeiq_config_validate_accepts_example(path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "extproc.cli", "config", "validate", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=REPO,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
