@@ -1,0 +1,124 @@
+"""Routing accuracy experiments behind the figures in docs/routing.md.
+
+    .venv/bin/python benchmarks/routing_accuracy.py categories [--model model_int8.onnx] [--max-tokens 128]
+    .venv/bin/python benchmarks/routing_accuracy.py strongweak
+
+Reads data from ../shared/data/routing (never copied), embeds it with the shipped ONNX
+embedder (cached under --cache, keyed by model hash, truncation and text) and prints
+accuracies on the held-out split (``datasets.holdout``: 20% by sha256 of the prompt) and
+APGR/CPT under subject-wise cross-validation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from extproc.routing.artefacts import sha256_file
+from extproc.routing.categories import LLMROUTER_TASKS
+from extproc.routing.datasets import holdout, read_labelled, read_strong_weak
+from extproc.routing.embedder import Embedder, load_embedder
+from extproc.routing.metrics import accuracy, strong_weak_report
+from extproc.routing.train import fit_model
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT.parent / "shared" / "data" / "routing"
+
+
+def embed_cached(emb: Embedder, texts: Sequence[str], cache: Path, tag: str) -> np.ndarray:
+    key = hashlib.sha256(("\0".join(texts) + tag).encode()).hexdigest()[:16]
+    path = cache / f"{key}.npy"
+    if path.exists():
+        return np.load(path)
+    start = time.perf_counter()
+    x = emb.embed_many(list(texts))
+    print(f"# embedded {len(texts)} texts in {time.perf_counter() - start:.1f} s")
+    cache.mkdir(parents=True, exist_ok=True)
+    np.save(path, x)
+    return x
+
+
+def categories(args: argparse.Namespace) -> None:
+    emb = load_embedder(args.manifest, args.model, args.max_tokens)
+    tag = f"{sha256_file(args.manifest.parent / emb.model)}:{args.max_tokens}:{args.prefix}"
+    data = read_labelled([DATA / "llmrouter_query_train.jsonl"], raw_labels=True)
+    texts = [args.prefix + t for t in data.texts]
+    x = embed_cached(emb, texts, args.cache, tag)
+    test = np.array([holdout(t) for t in data.texts])
+    tasks = np.array(data.labels)
+    cats = np.array([LLMROUTER_TASKS[t] for t in tasks])
+    own = read_labelled([ROOT / "models" / "prompts.jsonl"], raw_labels=True)
+    xo = embed_cached(emb, own.texts, args.cache, tag + "own")
+    print(f"train {int((~test).sum())} test {int(test.sum())} ({emb.model}, maxTokens "
+          f"{args.max_tokens}, prefix {args.prefix!r})")
+
+    def report(name: str, model_scores: np.ndarray, classes: Sequence[str], truth: np.ndarray) -> None:
+        pred = [classes[i] for i in model_scores.argmax(axis=1)]
+        print(f"{name:52s} {accuracy(pred, list(truth)):.4f}")
+
+    m = fit_model("centroid", x[~test], list(tasks[~test]))
+    report("14 tasks, nearest centroid (train split)", m.scores(x[test]), m.classes, tasks[test])
+    m = fit_model("centroid", xo, list(own.labels))
+    report("9 categories, centroids of own prompts only", m.scores(x[test]), m.classes, cats[test])
+    xc = np.concatenate([x[~test], xo])
+    yc = list(cats[~test]) + list(own.labels)
+    gc = list(tasks[~test]) + ["own"] * len(own.labels)
+    m = fit_model("centroid", xc, yc, gc)
+    report("9 categories, centroid per source (shipped recipe)", m.scores(x[test]), m.classes,
+           cats[test])
+    if args.trained:
+        for strategy in ("knn", "linear", "svm", "mlp"):
+            start = time.perf_counter()
+            m = fit_model(strategy, xc, yc)
+            report(f"9 categories, {strategy}", m.scores(x[test]), m.classes, cats[test])
+            m = fit_model(strategy, x[~test], list(tasks[~test]))
+            report(f"14 tasks, {strategy} ({time.perf_counter() - start:.0f} s)",
+                   m.scores(x[test]), m.classes, tasks[test])
+
+
+def strongweak(args: argparse.Namespace) -> None:
+    from sklearn.model_selection import GroupKFold
+
+    emb = load_embedder(args.manifest, args.model, args.max_tokens)
+    tag = f"{sha256_file(args.manifest.parent / emb.model)}:{args.max_tokens}"
+    files = sorted((DATA / "routellm_mmlu_train").glob("mmlu_*.csv"))
+    sw = read_strong_weak(files, "gpt-4-1106-preview", "mistralai/Mixtral-8x7B-Instruct-v0.1")
+    x = embed_cached(emb, sw.texts, args.cache, tag)
+    y = ["strong" if w < 0.5 else "weak" for w in sw.weak]
+    groups = np.array(sw.groups)
+    print(f"{len(y)} prompts, {len(set(sw.groups))} subjects, strong {np.mean(sw.strong):.3f} "
+          f"weak {np.mean(sw.weak):.3f}")
+    for strategy in ("linear", "mlp", "knn", "centroid"):
+        scores = np.zeros(len(y))
+        for tr, te in GroupKFold(n_splits=5).split(x, y, groups):
+            m = fit_model(strategy, x[tr], [y[i] for i in tr],
+                          params={"C": 0.01} if strategy == "linear" else None)
+            scores[te] = m.scores(x[te])[:, list(m.classes).index("strong")]
+        r = strong_weak_report(list(scores), sw.strong, sw.weak)
+        print(f"{strategy:10s} APGR {r.apgr:.4f} CPT(50%) {r.cpt50:.4f} CPT(80%) {r.cpt80:.4f}")
+    rng = np.random.default_rng(0)
+    r = strong_weak_report(list(rng.random(len(y))), sw.strong, sw.weak)
+    print(f"{'random':10s} APGR {r.apgr:.4f} CPT(50%) {r.cpt50:.4f} CPT(80%) {r.cpt80:.4f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("what", choices=["categories", "strongweak"])
+    parser.add_argument("--manifest", type=Path, default=ROOT / "models/embedder/manifest.json")
+    parser.add_argument("--model", default=None)
+    parser.add_argument("--max-tokens", type=int, default=128)
+    parser.add_argument("--prefix", default="", help="text prepended (system prompt test)")
+    parser.add_argument("--trained", action="store_true")
+    parser.add_argument("--cache", type=Path, default=Path("/tmp/routeiq-emb"))
+    args = parser.parse_args()
+    {"categories": categories, "strongweak": strongweak}[args.what](args)
+
+
+if __name__ == "__main__":
+    main()
