@@ -77,16 +77,33 @@ class KongTarget(Spec):
 class Backend(Spec):
     """One place the proxy can send a request: an Envoy cluster serving some models."""
 
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
-    cluster: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")
-    models: tuple[ServedModel, ...] = Field(min_length=1)
-    tier: Tier = Tier.STANDARD
-    cost: Cost = Cost()
-    context_window: int = Field(128_000, gt=0)
-    capabilities: frozenset[str] = frozenset({"tools", "json", "streaming"})
-    in_cluster: bool = False
-    provider: str = "openai"
-    kong: KongTarget | None = None
+    name: str = Field(
+        min_length=1,
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="Unique name; appears in x-routeiq-backend, policies and metrics.",
+    )
+    cluster: str = Field(
+        min_length=1,
+        pattern=r"^[A-Za-z0-9_.:-]+$",
+        description="Value of the route header; the proxy's route table maps it to a cluster.",
+    )
+    models: tuple[ServedModel, ...] = Field(
+        min_length=1,
+        description="Models served: names, or {name, upstream} when the backend's own name "
+        "differs. The first one serves auto/profile requests.",
+    )
+    tier: Tier = Field(Tier.STANDARD, description="free < eco < standard < premium.")
+    cost: Cost = Field(Cost(), description="USD per million input/output tokens.")
+    context_window: int = Field(128_000, gt=0, description="Max prompt + output tokens.")
+    capabilities: frozenset[str] = Field(
+        frozenset({"tools", "json", "streaming"}),
+        description="What requests may need: tools, json, vision, reasoning, streaming.",
+    )
+    in_cluster: bool = Field(
+        False, description="Runs inside the cluster (confidential traffic may go here)."
+    )
+    provider: str = Field("openai", description="gen_ai.provider.name in telemetry.")
+    kong: KongTarget | None = Field(None, description="How the Kong plugin reaches it.")
 
     @field_validator("models", mode="before")
     @classmethod
@@ -115,13 +132,30 @@ class Metadata(Spec):
 
 
 class RoutingConfigSpec(Spec):
-    route_header: str = Field("x-routeiq-cluster", pattern=r"^x-[a-z0-9-]+$")
-    path_prefix: str = Field("/v1", pattern=r"^/[A-Za-z0-9/_-]*[^/]$")
-    max_body_bytes: int = Field(4 * 1024 * 1024, gt=0)
-    failure_mode: FailureMode = FailureMode.CLOSED
-    backends: tuple[Backend, ...] = Field(min_length=1)
-    aliases: dict[str, str] = Field(default_factory=dict)
-    default_backend: str | None = None
+    route_header: str = Field(
+        "x-routeiq-cluster",
+        pattern=r"^x-[a-z0-9-]+$",
+        description="Header RouteIQ sets for the proxy's route table (clear_route_cache).",
+    )
+    path_prefix: str = Field(
+        "/v1",
+        pattern=r"^/[A-Za-z0-9/_-]*[^/]$",
+        description="Prefix of the OpenAI paths; other paths pass through untouched.",
+    )
+    max_body_bytes: int = Field(
+        4 * 1024 * 1024, gt=0, description="Larger request bodies get a 413."
+    )
+    failure_mode: FailureMode = Field(
+        FailureMode.CLOSED,
+        description="A bug while deciding: closed answers 500, open routes to defaultBackend.",
+    )
+    backends: tuple[Backend, ...] = Field(min_length=1, description="Where requests can go.")
+    aliases: dict[str, str] = Field(
+        default_factory=dict, description="Extra public model names -> a served model name."
+    )
+    default_backend: str | None = Field(
+        None, description="Fail-open target; the first backend when unset."
+    )
     response_headers: ResponseHeaders = ResponseHeaders()
     identity: IdentitySpec = IdentitySpec()
     routing: RoutingSpec = RoutingSpec()
