@@ -1,0 +1,42 @@
+"""Decision documents into PolicyResult: booleans, OPA Envoy names, malformed documents."""
+
+from __future__ import annotations
+
+import pytest
+
+from extproc.policy.result import DecisionError, parse_decision
+
+
+def test_boolean_decisions() -> None:
+    assert parse_decision(True, engine="e", deny_status=403).allowed
+    denied = parse_decision(False, engine="e", deny_status=451)
+    assert not denied.allowed and denied.http_status == 451
+    assert denied.message == "The request was denied by policy."
+
+
+def test_object_fields_and_opa_envoy_names() -> None:
+    result = parse_decision({
+        "allow": False, "http_status": 429, "body": {"error": "slow down"},
+        "headers": {"X-A": "1"}, "response_headers_to_add": {"x-b": 2},
+        "allowed_backends": ["b", "a"], "denied_backends": ["c"], "allowed_models": [],
+        "force_model": "m", "profile": "eco", "max_tier": "eco", "reason": "quota",
+        "rule_ids": ["r"], "require_in_cluster": True,
+    }, engine="opa", deny_status=403)
+    assert not result.allowed and result.http_status == 429
+    assert result.body == '{"error":"slow down"}' and result.message == "quota"
+    assert result.headers == (("x-a", "1"),) and result.response_headers == (("x-b", "2"),)
+    assert result.allowed_backends == frozenset({"a", "b"})
+    assert result.denied_backends == frozenset({"c"}) and result.allowed_models == frozenset()
+    assert (result.force_model, result.profile, result.max_tier) == ("m", "eco", "eco")
+    assert result.require_in_cluster and result.rule_ids == ("r",)
+    assert result.api_error().headers == (("x-b", "2"),)
+
+
+@pytest.mark.parametrize("doc", [
+    "yes", 1, {"allowed": "true"}, {"allowed": True, "rule_ids": "r"},
+    {"allowed": True, "allowed_backends": "a"}, {"allowed": False, "http_status": 99},
+    {"allowed": True, "headers": ["x"]},
+])
+def test_malformed(doc: object) -> None:
+    with pytest.raises(DecisionError):
+        parse_decision(doc, engine="e", deny_status=403)
