@@ -39,6 +39,9 @@ COPY --from=builder /opt/venv /opt/venv
 # Model artefacts (ONNX embedder, tokenizer, centroids, manifests): read-only, owned by
 # root. Mount a volume over /app/models to ship other models without rebuilding.
 COPY models /app/models
+# RoutingConfig spec.routing.modelsDir defaults to the models/ directory next to the
+# extproc package; in the image that is site-packages/models, so point it here.
+RUN ln -s /app/models /opt/venv/lib/python3.11/site-packages/models
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \

@@ -64,6 +64,16 @@ def test_multi_stage_with_slim_python_311(parsed: DockerfileParser) -> None:
     assert not any("pip install" in i["value"] for i in runtime if i["instruction"] == "RUN")
 
 
+def test_default_models_dir_finds_the_baked_in_models(parsed: DockerfileParser) -> None:
+    """spec.routing.modelsDir defaults to <extproc package>/../models: in the image the
+    package sits in the venv's site-packages, which must lead to /app/models."""
+    from extproc.routing.router import default_models_dir
+
+    assert default_models_dir() == REPO / "models"  # the rule, as seen from a checkout
+    runs = [i["value"] for i in _runtime_stage(parsed) if i["instruction"] == "RUN"]
+    assert "ln -s /app/models /opt/venv/lib/python3.11/site-packages/models" in runs
+
+
 def test_runs_as_a_numeric_non_root_user(parsed: DockerfileParser) -> None:
     users = [i["value"] for i in _runtime_stage(parsed) if i["instruction"] == "USER"]
     assert users == ["10001:10001"]

@@ -57,20 +57,16 @@ def test_per_team_budgets_limit_by_team() -> None:
         assert set(team.get("backends", [])) <= names
 
 
-def _policy_engine_available() -> bool:
-    import extproc.policy
-
-    return hasattr(extproc.policy, "build_policy_engine")
-
-
-@pytest.mark.skipif(not _policy_engine_available(), reason="extproc.policy engine not built yet")
-@pytest.mark.parametrize(
-    "path", [p for p in FILES if "policy:" in p.read_text()], ids=lambda p: p.stem
-)
-def test_example_policies_compile(path: Path) -> None:
-    snapshot = build_snapshot(path, with_policy=True)
-    assert snapshot.policy is not None
-    snapshot.close()
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.stem)
+def test_example_builds_its_engines(path: Path) -> None:
+    """What the server does at start and on reload: compile the Rego policies and load
+    the routing artefacts (from models/, as the image's /app/models)."""
+    snapshot = build_snapshot(path, with_policy=True, with_router=True)
+    try:
+        assert snapshot.router is not None
+        assert (snapshot.policy is not None) == (snapshot.spec.policy.engine != "none")
+    finally:
+        snapshot.close()
 
 
 def _cli_has_config_validate() -> bool:
