@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 import pytest
 from pydantic import ValidationError
 
 from extproc.api.identity import Caller
-from extproc.api.openai import Endpoint, parse_request
+from extproc.api.openai import Endpoint, ParsedRequest, parse_request
 from extproc.state import (
     Bucket,
     BucketStatus,
@@ -21,7 +23,7 @@ from extproc.state import (
     ratelimit_headers,
 )
 
-SPEC = {
+SPEC: dict[str, Any] = {
     "limits": [
         {"name": "team-min", "key": "team", "requestsPerWindow": 10, "windowSeconds": 60},
         {
@@ -43,7 +45,7 @@ SPEC = {
 }
 
 
-def chat(messages: list[dict[str, str]], headers: dict[str, str] | None = None):
+def chat(messages: list[dict[str, str]], headers: dict[str, str] | None = None) -> ParsedRequest:
     body = orjson.dumps({"model": "auto", "messages": messages, "max_tokens": 100})
     return parse_request(
         Endpoint.CHAT_COMPLETIONS, "POST", "/v1/chat/completions", headers or {}, body

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 import pytest
 
@@ -22,8 +24,10 @@ USAGE = {
 }
 
 
-def chunk(content: str | None, *, usage: object = "absent", finish: str | None = None) -> dict:
-    doc: dict = {
+def chunk(
+    content: str | None, *, usage: object = "absent", finish: str | None = None
+) -> dict[str, Any]:
+    doc: dict[str, Any] = {
         "id": "chatcmpl-1",
         "object": "chat.completion.chunk",
         "created": 1,
