@@ -11,7 +11,12 @@ Two lifetimes (see docs/state.md):
 
 from extproc.state.build import build_state_store
 from extproc.state.memory import MemoryStateStore
-from extproc.state.ratelimit import format_reset, rate_limit_error, ratelimit_headers
+from extproc.state.ratelimit import (
+    format_reset,
+    limits_document,
+    rate_limit_error,
+    ratelimit_headers,
+)
 from extproc.state.redis_store import RedisStateStore
 from extproc.state.resilient import ResilientStateStore
 from extproc.state.rules import StateRules, compile_state_rules, estimated_tokens
@@ -50,6 +55,7 @@ __all__ = [
     "compile_state_rules",
     "estimated_tokens",
     "format_reset",
+    "limits_document",
     "rate_limit_error",
     "ratelimit_headers",
     "state_unavailable",

@@ -94,3 +94,20 @@ def rate_limit_error(result: ConsumeResult, requested_tokens: int) -> ApiError:
         f"{format_reset(b.window_ms / 1000)}: {detail}. Please try again in {wait}."
     )
     return ApiError(429, message, kind, "rate_limit_exceeded", None, tuple(headers))
+
+
+def limits_document(statuses: Sequence[BucketStatus]) -> dict[str, dict[str, float | int | None]]:
+    """The caller's limits as policy input (``input.routeiq.limits``), keyed by limit name:
+    ``{"team-min": {"requests_limit": 600, "requests_remaining": 12, ...}}``."""
+    return {
+        s.bucket.limit: {
+            "requests_limit": s.bucket.requests,
+            "requests_remaining": s.requests_remaining,
+            "tokens_limit": s.bucket.tokens,
+            "tokens_remaining": s.tokens_remaining,
+            "reset_requests_s": s.reset_requests_s,
+            "reset_tokens_s": s.reset_tokens_s,
+            "window_s": s.bucket.window_ms / 1000,
+        }
+        for s in statuses
+    }

@@ -19,6 +19,7 @@ from extproc.state import (
     compile_state_rules,
     estimated_tokens,
     format_reset,
+    limits_document,
     rate_limit_error,
     ratelimit_headers,
 )
@@ -172,3 +173,21 @@ def test_headers_pick_the_tightest_bucket() -> None:
     assert headers["x-ratelimit-limit-requests"] == "5"
     assert headers["x-ratelimit-remaining-requests"] == "3"
     assert ratelimit_headers(ConsumeResult(True, (), None, None).statuses) == ()
+
+
+async def test_limits_document_for_policies() -> None:
+    store = MemoryStateStore()
+    bucket = Bucket("rpm:team:t", "rpm", 10, None, 60_000)
+    await store.consume([bucket], 0)
+    doc = limits_document(await store.limit_status([bucket]))
+    assert doc == {
+        "rpm": {
+            "requests_limit": 10,
+            "requests_remaining": 9,
+            "tokens_limit": None,
+            "tokens_remaining": None,
+            "reset_requests_s": 6.0,
+            "reset_tokens_s": 0.0,
+            "window_s": 60.0,
+        }
+    }
