@@ -64,12 +64,26 @@ _DETECTORS: Mapping[str, Callable[[str], int]] = {
     "private_key": _counter(_PRIVATE_KEY),
 }
 
-# Quick pre-checks: a detector whose marker character is absent cannot match.
+_SECRET_PREFIXES = (
+    "sk-", "AKIA", "ASIA", "ghp_", "gho_", "ghu_", "ghs_", "ghr_",
+    "xoxa-", "xoxb-", "xoxp-", "xoxr-", "xoxs-", "AIza",
+)
+_DIGITS = "0123456789"
+
+
+def _enough_digits(text: str) -> bool:
+    """At least 13 digits in the text (the shortest card number); C-speed ``str.count``."""
+    return sum(map(text.count, _DIGITS)) >= 13
+
+
+# Quick pre-checks with substring searches (a few microseconds on a long prompt): a
+# regex scan costs ~30 ns per character in Python's re, so it only runs when the
+# marker of its kind is present.
 _MARKERS: Mapping[str, Callable[[str], bool]] = {
     "email": lambda t: "@" in t,
-    "payment_card": lambda t: any(c.isdigit() for c in t),
-    "secret": lambda t: True,
-    "private_key": lambda t: "-----BEGIN" in t,
+    "payment_card": _enough_digits,
+    "secret": lambda t: any(p in t for p in _SECRET_PREFIXES),
+    "private_key": lambda t: "PRIVATE KEY-----" in t,
 }
 
 
