@@ -1,6 +1,6 @@
 """Routing accuracy experiments behind the figures in docs/routing.md.
 
-    .venv/bin/python benchmarks/routing_accuracy.py categories [--model model_int8.onnx] [--max-tokens 128]
+    .venv/bin/python benchmarks/routing_accuracy.py categories [--trained] [--max-tokens 128]
     .venv/bin/python benchmarks/routing_accuracy.py strongweak
 
 Reads data from ../shared/data/routing (never copied), embeds it with the shipped ONNX
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,6 +24,8 @@ from extproc.routing.categories import LLMROUTER_TASKS
 from extproc.routing.datasets import holdout, read_labelled, read_strong_weak
 from extproc.routing.embedder import Embedder, load_embedder
 from extproc.routing.metrics import accuracy, strong_weak_report
+from extproc.routing.router import cut
+from extproc.routing.spec import EmbeddingText
 from extproc.routing.train import fit_model
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,10 +46,12 @@ def embed_cached(emb: Embedder, texts: Sequence[str], cache: Path, tag: str) -> 
 
 
 def categories(args: argparse.Namespace) -> None:
-    emb = load_embedder(args.manifest, args.model, args.max_tokens)
-    tag = f"{sha256_file(args.manifest.parent / emb.model)}:{args.max_tokens}:{args.prefix}"
+    emb = load_embedder(args.manifest, args.model, args.max_tokens, keep=args.keep)
+    tag = (f"{sha256_file(args.manifest.parent / emb.model)}:{args.max_tokens}:{args.prefix}"
+           f":{args.keep}")
     data = read_labelled([DATA / "llmrouter_query_train.jsonl"], raw_labels=True)
-    texts = [args.prefix + t for t in data.texts]
+    options = EmbeddingText(max_tokens=args.max_tokens, keep=args.keep)
+    texts = [cut(args.prefix + t, options) for t in data.texts]
     x = embed_cached(emb, texts, args.cache, tag)
     test = np.array([holdout(t) for t in data.texts])
     tasks = np.array(data.labels)
@@ -56,9 +59,11 @@ def categories(args: argparse.Namespace) -> None:
     own = read_labelled([ROOT / "models" / "prompts.jsonl"], raw_labels=True)
     xo = embed_cached(emb, own.texts, args.cache, tag + "own")
     print(f"train {int((~test).sum())} test {int(test.sum())} ({emb.model}, maxTokens "
-          f"{args.max_tokens}, prefix {args.prefix!r})")
+          f"{args.max_tokens}, keep {args.keep}, prefix {args.prefix!r})")
 
-    def report(name: str, model_scores: np.ndarray, classes: Sequence[str], truth: np.ndarray) -> None:
+    def report(
+        name: str, model_scores: np.ndarray, classes: Sequence[str], truth: np.ndarray
+    ) -> None:
         pred = [classes[i] for i in model_scores.argmax(axis=1)]
         print(f"{name:52s} {accuracy(pred, list(truth)):.4f}")
 
@@ -113,6 +118,7 @@ def main() -> None:
     parser.add_argument("--manifest", type=Path, default=ROOT / "models/embedder/manifest.json")
     parser.add_argument("--model", default=None)
     parser.add_argument("--max-tokens", type=int, default=128)
+    parser.add_argument("--keep", choices=["head", "tail"], default="head")
     parser.add_argument("--prefix", default="", help="text prepended (system prompt test)")
     parser.add_argument("--trained", action="store_true")
     parser.add_argument("--cache", type=Path, default=Path("/tmp/routeiq-emb"))

@@ -142,3 +142,16 @@ def run_train(args: argparse.Namespace) -> int:
 
     code: int = train_command(args)
     return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m extproc.routing.cli train|score|eval ...`` (same as ``routeiq ...``)."""
+    parser = argparse.ArgumentParser(prog="routeiq")
+    register(parser.add_subparsers(required=True))
+    args = parser.parse_args(argv)
+    code: int = args.handler(args)
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -87,11 +87,16 @@ class Embedder:
 
 
 def load_embedder(
-    manifest_path: Path, model_file: str | None = None, max_tokens: int = 128, threads: int = 2
+    manifest_path: Path,
+    model_file: str | None = None,
+    max_tokens: int = 128,
+    threads: int = 2,
+    keep: str = "head",
 ) -> Embedder:
     """Verify the manifest's hashes, then load the ONNX model and tokenizer.
 
-    ``model_file`` defaults to the manifest's ``default`` (the int8 model). ``threads``
+    ``model_file`` defaults to the manifest's ``default`` (the int8 model); ``keep`` is
+    ``head`` (first ``max_tokens`` tokens) or ``tail`` (last ones). ``threads``
     bounds intra-op parallelism (the service shares its cores with gRPC), and execution
     is sequential: a 6-layer encoder on one text gains nothing from inter-op threads.
     """
@@ -101,7 +106,11 @@ def load_embedder(
         raise ArtefactError(f"embedding maxTokens must be within 8..512, got {max_tokens}")
     tokenizer = Tokenizer.from_file(str(manifest.file("tokenizer.json")))
     tokenizer.no_padding()
-    tokenizer.enable_truncation(max_length=max_tokens)
+    if keep not in ("head", "tail"):
+        raise ArtefactError(f"embedding truncation must keep 'head' or 'tail', not '{keep}'")
+    tokenizer.enable_truncation(
+        max_length=max_tokens, direction="left" if keep == "tail" else "right"
+    )
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1

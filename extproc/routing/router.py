@@ -75,13 +75,20 @@ def resolve_models_dir(spec: RoutingSpec, base_dir: Path) -> Path:
     return path if path.is_absolute() else base_dir / path
 
 
+def cut(text: str, options: EmbeddingText) -> str:
+    """``text`` cut to ``max_chars`` from the end ``keep`` names (tokens are cut later)."""
+    if options.keep == "tail":
+        return text[-options.max_chars :]
+    return text[: options.max_chars]
+
+
 def embedding_text(request: ParsedRequest, options: EmbeddingText) -> str:
-    """The text that is embedded: last user turn (optionally after the system prompt),
-    keeping its last ``max_chars`` characters."""
+    """The text that is embedded: the last user turn (after the system prompt when
+    ``includeSystem``), cut by :func:`cut`."""
     text = request.last_user_text
     if options.include_system and request.system_text:
         text = f"{request.system_text}\n{text}"
-    return text[-options.max_chars :]
+    return cut(text, options)
 
 
 def _describe(rule: SignalRule) -> str:
@@ -180,7 +187,7 @@ def build_router(spec: RoutingSpec, base_dir: Path) -> Router:
         )
     embedder = load_embedder(
         root / spec.embedder / "manifest.json", max_tokens=spec.embedding.max_tokens,
-        threads=spec.threads,
+        threads=spec.threads, keep=spec.embedding.keep,
     )
     models = {}
     for strategy in spec.strategies:

@@ -84,8 +84,10 @@ class EmbeddingText(Spec):
 
     include_system: bool = False
     max_tokens: int = Field(default=128, ge=8, le=512)
-    # Characters kept before tokenising (the end of the text is kept: questions usually
-    # follow their context); bounds tokenizer cost on huge prompts.
+    # Which end of a long text is embedded: "head" keeps the first maxTokens tokens.
+    keep: Literal["head", "tail"] = "head"
+    # Characters kept (from the same end) before tokenising: bounds tokenizer cost on huge
+    # prompts; 2000 characters hold well over 128 tokens of ordinary text.
     max_chars: int = Field(default=2000, ge=64)
 
 

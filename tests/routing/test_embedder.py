@@ -74,3 +74,12 @@ def test_missing_file_and_manifest(tmp_path: Path) -> None:
         load_embedder(target / "manifest.json")
     with pytest.raises(ArtefactError, match="manifest not found"):
         load_embedder(tmp_path / "nowhere" / "manifest.json")
+
+
+def test_tail_truncation_keeps_the_end() -> None:
+    tail = load_embedder(MODELS / "embedder" / "manifest.json", max_tokens=32, keep="tail")
+    a = tail.embed("alpha " * 300 + "the end is about cooking pasta")
+    b = tail.embed("alpha " * 300 + "the end is about quantum physics")
+    assert float(a @ b) < 0.95
+    with pytest.raises(ArtefactError, match="head' or 'tail"):
+        load_embedder(MODELS / "embedder" / "manifest.json", keep="middle")

@@ -92,6 +92,8 @@ def test_embedding_text_options() -> None:
     ]}
     req = body_request(body)
     text = embedding_text(req, EmbeddingText())
+    assert len(text) == 2000 and text == "x" * 2000
+    text = embedding_text(req, EmbeddingText(keep="tail"))
     assert len(text) == 2000 and text.endswith("tail")
     assert embedding_text(req, EmbeddingText(include_system=True, max_chars=99999)).startswith(
         "You are terse.\n"
