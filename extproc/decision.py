@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from extproc.api.errors import ApiError
+from extproc.state import Reservation
 
 
 class Outcome(enum.StrEnum):
@@ -21,9 +22,14 @@ class Decision:
     """Everything an adapter needs to tell the proxy what to do, and why.
 
     ``upstream_headers`` are set on the request to the backend, ``response_headers``
-    on the response to the client. ``explain`` is the structured reasoning behind the
-    decision (profile, classification, policy outcome, candidates) for decision logs,
-    spans and ``routeiq explain``; it is built once and never read on the hot path.
+    on the response to the client. ``body_overrides`` are top-level fields to replace
+    in the request body (``model``, and ``stream_options`` when RouteIQ asks a stream
+    for its usage); empty means the body goes upstream untouched. ``accounting`` says
+    whether the adapter should read the response's usage (token budgets to reconcile,
+    or the operator asked for usage metrics); ``strip_usage_chunk`` that the usage
+    chunk RouteIQ asked for must not reach the client. ``explain`` is the structured
+    reasoning (profile, classification, policy, candidates) for logs, spans and
+    ``routeiq explain``; it is built once and never read on the hot path.
     """
 
     id: str
@@ -34,7 +40,7 @@ class Decision:
     backend: str | None = None
     cluster: str | None = None
     upstream_model: str | None = None
-    rewrite_body: bool = False
+    body_overrides: Mapping[str, Any] = field(default_factory=dict)
     fallbacks: tuple[str, ...] = ()
     error: ApiError | None = None
     category: str | None = None
@@ -45,8 +51,17 @@ class Decision:
     rule_ids: tuple[str, ...] = ()
     upstream_headers: tuple[tuple[str, str], ...] = ()
     response_headers: tuple[tuple[str, str], ...] = ()
+    accounting: bool = False
+    strip_usage_chunk: bool = False
+    prompt_tokens: int = 0
+    reservation: Reservation | None = None
     explain: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def allowed(self) -> bool:
         return self.outcome is not Outcome.DENIED
+
+    @property
+    def rewrite_body(self) -> bool:
+        """Whether the adapter must send a new body (``patch_body(body, decision)``)."""
+        return bool(self.body_overrides)

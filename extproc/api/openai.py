@@ -276,8 +276,13 @@ def parse_request(
 
 
 def rewrite_model(body: dict[str, Any], model: str) -> bytes:
-    """The body re-encoded with ``model`` replaced (the only field RouteIQ changes)."""
+    """The body re-encoded with ``model`` replaced."""
     return orjson.dumps({**body, "model": model})
+
+
+def patch_body(body: dict[str, Any], overrides: Mapping[str, Any]) -> bytes:
+    """The body re-encoded with top-level ``overrides`` (a decision's ``body_overrides``)."""
+    return orjson.dumps({**body, **overrides})
 
 
 __all__ = [
@@ -287,5 +292,6 @@ __all__ = [
     "decode_body",
     "match_endpoint",
     "parse_request",
+    "patch_body",
     "rewrite_model",
 ]

@@ -157,6 +157,11 @@ class RoutingConfigSpec(Spec):
         None, description="Fail-open target; the first backend when unset."
     )
     response_headers: ResponseHeaders = ResponseHeaders()
+    usage_accounting: Literal["auto", "always", "off"] = Field(
+        "auto",
+        description="Read token usage from responses: auto = when a token budget applies, "
+        "always = every routed request (usage metrics, decision log), off = never.",
+    )
     identity: IdentitySpec = IdentitySpec()
     routing: RoutingSpec = RoutingSpec()
     policy: PolicySpec = PolicySpec()

@@ -13,17 +13,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING
 
 import yaml
 from pydantic import ValidationError
 
 from extproc.config.errors import ConfigError
 from extproc.config.schema import Backend, RoutingConfig, RoutingConfigSpec, ServedModel
-
-if TYPE_CHECKING:
-    from extproc.policy.engine import PolicyEngine
-    from extproc.routing.router import Router
+from extproc.policy import Detectors, PolicyEngine, build_policy_engine
+from extproc.routing import Router, build_router
+from extproc.state import StateRules, compile_state_rules
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,12 +40,22 @@ class Snapshot:
     backends: Mapping[str, Backend]
     models: Mapping[str, tuple[ModelRoute, ...]]  # public model name (and aliases) -> routes
     default_backend: Backend
-    policy: PolicyEngine | None
-    router: Router | None
+    policy: PolicyEngine | None  # None: no policy configured (nothing to evaluate)
+    detectors: Detectors | None  # content detectors feeding the policy input
+    router: Router | None  # None only in tools that skip model loading
+    state_rules: StateRules
 
     @property
     def spec(self) -> RoutingConfigSpec:
         return self.config.spec
+
+    @property
+    def ready(self) -> dict[str, bool]:
+        """What readiness reports: every engine this snapshot needs is built."""
+        return {
+            "policy": self.policy is None or self.policy.ready,
+            "router": self.router is not None,
+        }
 
     def close(self) -> None:
         """Release engine resources once no request uses this snapshot any more."""
@@ -111,7 +119,7 @@ def build_snapshot(
     path: Path,
     *,
     with_policy: bool = True,
-    with_router: bool = False,  # TODO(lead): True once extproc.routing.build_router lands
+    with_router: bool = True,
 ) -> Snapshot:
     """Build and warm a snapshot from a RoutingConfig file, or raise ``ConfigError``.
 
@@ -126,15 +134,11 @@ def build_snapshot(
     files = _referenced_files(base_dir, (*spec.policy.modules, *spec.policy.data))
 
     policy = None
+    detectors = None
     if with_policy and spec.policy.engine != "none":
-        from extproc.policy import build_policy_engine
-
         policy = build_policy_engine(spec.policy, base_dir)
-    router = None
-    if with_router:
-        from extproc.routing import build_router
-
-        router = build_router(spec.routing, base_dir)
+        detectors = Detectors(spec.policy.detectors) if spec.policy.detectors else None
+    router = build_router(spec.routing, base_dir) if with_router else None
 
     return Snapshot(
         config=config,
@@ -144,5 +148,7 @@ def build_snapshot(
         models=MappingProxyType(_model_index(config)),
         default_backend=default,
         policy=policy,
+        detectors=detectors,
         router=router,
+        state_rules=compile_state_rules(spec.state),
     )

@@ -9,7 +9,6 @@ import grpc
 from grpc_health.v1 import health_pb2_grpc
 
 from extproc.config.settings import Settings
-from extproc.config.snapshot import build_snapshot
 from extproc.runtime import Runtime
 from extproc.server.health import Health
 from extproc.server.servicer import add_to_server
@@ -25,8 +24,8 @@ _GRPC_OPTIONS = [
 
 async def serve(settings: Settings) -> int:
     """Serve until a termination signal, then drain within the grace period; exit code."""
-    snapshot = build_snapshot(settings.config_path)
-    runtime = Runtime(settings=settings, snapshot=snapshot)
+    runtime = Runtime.create(settings)
+    snapshot = runtime.snapshot
     log = runtime.log
 
     server = grpc.aio.server(options=_GRPC_OPTIONS)
@@ -56,6 +55,6 @@ async def serve(settings: Settings) -> int:
     log.info("routeiq draining (grace %.1fs)", settings.grace_period_s)
     await health.set_draining()
     await server.stop(settings.grace_period_s)
-    runtime.snapshot.close()
+    await runtime.close()
     log.info("routeiq stopped")
     return 0

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from grpc_health.v1 import health_pb2
-from grpc_health.v1 import health
+from grpc_health.v1 import health, health_pb2
 
 EXT_PROC_SERVICE = "envoy.service.ext_proc.v3.ExternalProcessor"
 SERVICES = ("", "liveness", "readiness", EXT_PROC_SERVICE)

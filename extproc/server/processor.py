@@ -3,8 +3,10 @@
 A ``Processor`` pins the snapshot the request started with and answers each phase
 Envoy sends: request headers (cheap checks, strip client routing headers, pick which
 phases come next), request body (parse, decide, mutate or refuse), response headers
-(decision headers for the client). Paths that are not OpenAI inference calls are let
-through after the headers phase, with their body never sent to RouteIQ.
+(health, decision headers, and whether to read the body for usage), response body
+(usage: the whole JSON, or the SSE stream chunk by chunk without holding it back).
+Paths that are not OpenAI inference calls are let through after the headers phase,
+with their body never sent to RouteIQ.
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ from envoy.service.ext_proc.v3.external_processor_pb2 import (
 
 from extproc.api.errors import ApiError, bad_request, internal_error, too_large
 from extproc.api.errors import unsupported_media_type as media_error
-from extproc.api.openai import Endpoint, match_endpoint, parse_request, rewrite_model
+from extproc.api.openai import Endpoint, ParsedRequest, match_endpoint, parse_request, patch_body
+from extproc.api.usage import StreamUsageParser, Usage, usage_from_json
 from extproc.config.schema import FailureMode
-from extproc.decide import decide, fail_open_decision
+from extproc.decide import fail_open_decision
 from extproc.decision import Decision, Outcome
 from extproc.runtime import Runtime
 from extproc.server import mutations as m
@@ -33,6 +36,8 @@ OVERHEAD_HEADER = "x-routeiq-overhead-ms"
 _PASSTHROUGH_MODE = m.processing_mode(request_body=m.NONE)
 _BUFFER_MODE = m.processing_mode(request_body=m.BUFFERED)
 _BUFFER_WITH_RESPONSE_MODE = m.processing_mode(request_body=m.BUFFERED, response_headers=m.SEND)
+_READ_JSON_MODE = m.processing_mode(response_headers=m.SEND, response_body=m.BUFFERED)
+_READ_STREAM_MODE = m.processing_mode(response_headers=m.SEND, response_body=m.STREAMED)
 
 
 def _decode_headers(message: HttpHeaders) -> dict[str, str]:
@@ -57,7 +62,10 @@ class Processor:
         "_endpoint",
         "_headers",
         "_overhead",
+        "_parsed",
         "_spoofed",
+        "_stream",
+        "_upstream_status",
         "decision",
         "runtime",
         "snapshot",
@@ -69,9 +77,12 @@ class Processor:
         self.decision: Decision | None = None
         self._headers: dict[str, str] = {}
         self._endpoint: Endpoint | None = None
+        self._parsed: ParsedRequest | None = None
         self._spoofed: tuple[str, ...] = ()
         self._body = b""
         self._overhead = 0.0
+        self._stream: StreamUsageParser | None = None
+        self._upstream_status = 0
 
     async def handle(self, request: ProcessingRequest) -> ProcessingResponse:
         started = time.perf_counter()
@@ -82,9 +93,9 @@ class Processor:
             if phase == "request_headers":
                 return self._on_request_headers(request.request_headers)
             if phase == "response_headers":
-                return self._on_response_headers()
+                return await self._on_response_headers(request.response_headers)
             if phase == "response_body":
-                return m.continue_response_body()
+                return await self._on_response_body(request.response_body)
             raise ValueError(f"unexpected ext_proc phase {phase!r}")
         finally:
             self._overhead += time.perf_counter() - started
@@ -105,20 +116,27 @@ class Processor:
             return m.continue_request_headers(self._spoofed, _PASSTHROUGH_MODE)
         self._endpoint = endpoint
         if not _is_json(headers.get("content-type", "")):
-            return self._refuse(
+            return m.immediate(
                 media_error("Content-Type must be application/json for OpenAI requests."),
                 "routeiq_unsupported_media_type",
             )
         length = headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > spec.max_body_bytes:
-            return self._refuse(too_large(spec.max_body_bytes), "routeiq_body_too_large")
+            return m.immediate(too_large(spec.max_body_bytes), "routeiq_body_too_large")
         if message.end_of_stream:
-            return self._refuse(
+            return m.immediate(
                 bad_request("The request body is empty; expected a JSON object."),
                 "routeiq_empty_body",
             )
+        # Response headers are needed for client decision headers and backend health.
         rh = spec.response_headers
-        wants_response = rh.backend or rh.decision_id or rh.overhead_ms
+        wants_response = (
+            rh.backend
+            or rh.decision_id
+            or rh.overhead_ms
+            or (self.runtime.state is not None and self.snapshot.state_rules.health.enabled)
+            or spec.usage_accounting != "off"
+        )
         mode = _BUFFER_WITH_RESPONSE_MODE if wants_response else _BUFFER_MODE
         return m.continue_request_headers(self._spoofed, mode)
 
@@ -130,13 +148,13 @@ class Processor:
         spec = self.snapshot.spec
         body = self._body + message.body if self._body else message.body
         if len(body) > spec.max_body_bytes:
-            return self._refuse(too_large(spec.max_body_bytes), "routeiq_body_too_large")
+            return m.immediate(too_large(spec.max_body_bytes), "routeiq_body_too_large")
         if not message.end_of_stream:
             self._body = body
             return m.continue_request_body()
         headers = self._headers
         try:
-            parsed = parse_request(
+            parsed = self._parsed = parse_request(
                 self._endpoint,
                 headers.get(":method", "POST"),
                 headers.get(":path", ""),
@@ -144,15 +162,13 @@ class Processor:
                 body,
             )
         except ApiError as error:
-            return self._refuse(error, "routeiq_bad_request")
-        decision = self.decision = await decide(parsed, self.snapshot)
+            return m.immediate(error, "routeiq_bad_request")
+        decision = self.decision = await self.runtime.decide(parsed, self.snapshot)
         if decision.outcome is Outcome.DENIED:
             assert decision.error is not None
-            return self._refuse(decision.error, "routeiq_denied", decision.response_headers)
+            return m.immediate(decision.error, "routeiq_denied", decision.response_headers)
         new_body = (
-            rewrite_model(parsed.body, decision.upstream_model)
-            if decision.rewrite_body and decision.upstream_model
-            else None
+            patch_body(parsed.body, decision.body_overrides) if decision.rewrite_body else None
         )
         return m.route_request_body(self._route_headers(decision), self._spoofed, new_body)
 
@@ -162,43 +178,70 @@ class Processor:
 
     # -- response --------------------------------------------------------------------
 
-    def _on_response_headers(self) -> ProcessingResponse:
+    async def _on_response_headers(self, message: HttpHeaders) -> ProcessingResponse:
         decision = self.decision
         if decision is None:
             return m.continue_response_headers()
+        status_text = next(
+            (h.raw_value for h in message.headers.headers if h.key == ":status"), b""
+        )
+        self._upstream_status = int(status_text) if status_text.isdigit() else 0
+        await self.runtime.record_status(decision, self._upstream_status)
         headers = list(decision.response_headers)
         if self.snapshot.spec.response_headers.overhead_ms:
             headers.append((OVERHEAD_HEADER, f"{self._overhead * 1000:.2f}"))
-        return m.continue_response_headers(headers)
+        mode = None
+        if decision.accounting and self._upstream_status == 200 and self._parsed is not None:
+            if self._parsed.stream:
+                self._stream = StreamUsageParser(strip_usage=decision.strip_usage_chunk)
+                mode = _READ_STREAM_MODE
+            else:
+                mode = _READ_JSON_MODE
+        return m.continue_response_headers(headers, mode)
 
-    # -- refusals and failures ---------------------------------------------------------
+    async def _on_response_body(self, message: HttpBody) -> ProcessingResponse:
+        decision, parsed = self.decision, self._parsed
+        if decision is None or parsed is None:
+            return m.continue_response_body()
+        parser = self._stream
+        if parser is None:  # buffered JSON: the whole body at once
+            usage = usage_from_json(message.body)
+            await self._account(
+                usage or Usage(parsed.prompt_tokens, 0, parsed.prompt_tokens, estimated=True)
+            )
+            return m.continue_response_body()
+        out = parser.feed(message.body)
+        if message.end_of_stream:
+            tail = parser.finish()
+            if tail:
+                out = out + tail
+            await self._account(parser.result(parsed.prompt_tokens))
+        return m.continue_response_body(None if out is message.body else out)
 
-    def _refuse(
-        self, error: ApiError, details: str, headers: tuple[tuple[str, str], ...] = ()
-    ) -> ProcessingResponse:
-        return m.immediate(error, details, headers)
+    async def _account(self, usage: Usage) -> None:
+        assert self.decision is not None
+        await self.runtime.record_usage(self.decision, usage)
+
+    # -- failures ----------------------------------------------------------------------
 
     def on_failure(self, phase: str | None) -> ProcessingResponse:
         """The answer when handling a phase raised: per the configured failure mode.
 
-        Fail-open routes the request to the default backend (with client routing
-        headers still stripped); fail-closed refuses it with a 500 OpenAI error.
+        Response phases always continue: the answer is already on its way to the
+        client. Request phases: fail-open routes to the default backend (client
+        routing headers still stripped), fail-closed refuses with a 500 OpenAI error.
         """
-        spec = self.snapshot.spec
-        if spec.failure_mode is FailureMode.CLOSED or phase not in (
+        if phase == "response_headers":
+            return m.continue_response_headers()
+        if phase == "response_body":
+            return m.continue_response_body()
+        if self.snapshot.spec.failure_mode is FailureMode.CLOSED or phase not in (
             "request_headers",
             "request_body",
         ):
-            if phase in ("response_headers", "response_body"):
-                # The response is already on its way: never break it for a side job.
-                return (
-                    m.continue_response_headers()
-                    if phase == "response_headers"
-                    else m.continue_response_body()
-                )
             return m.immediate(internal_error(), "routeiq_internal_error")
         decision = self.decision = fail_open_decision(
-            self.snapshot, self._headers.get(":path", ""), "internal error, failed open"
+            self.snapshot, self._parsed.model if self._parsed else "", "internal error, failed open"
         )
         if phase == "request_headers":
             return m.continue_request_headers(self._spoofed, _BUFFER_WITH_RESPONSE_MODE)
