@@ -133,8 +133,9 @@ class RemoteOpaEngine:
     def close(self) -> None:
         """Best-effort synchronous close: schedules ``aclose`` on the session's loop.
 
-        Prefer ``await aclose()``: a session whose loop is already closed cannot be
-        closed gracefully (its sockets went with the loop).
+        Prefer ``await aclose()``, and call it before the loop closes: a session whose
+        loop is already closed cannot be closed any more, and its idle keep-alive
+        socket is reported as a ResourceWarning when collected.
         """
         loop = self._loop
         if loop is None or loop.is_closed():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import time
 from pathlib import Path
 
@@ -107,3 +109,26 @@ async def test_token_file(tmp_path: Path, opa_server: OpaServer) -> None:
 def test_opa_engine_needs_a_url() -> None:
     with pytest.raises(ValueError, match="needs an 'opa' section"):
         PolicySpec(engine="opa")
+
+
+async def test_sync_close_on_the_running_loop(opa_server: OpaServer) -> None:
+    engine = _engine(_spec(opa_server.url))
+    assert (await engine.evaluate(request_doc())).allowed
+    engine.close()  # what a snapshot swap on the event loop calls
+    for _ in range(20):
+        await asyncio.sleep(0.01)
+    assert engine._client is None
+
+
+def test_sync_close_before_the_loop_closes(opa_server: OpaServer) -> None:
+    """Shutdown order: the loop stopped but not closed yet; close() finishes on it."""
+    engine = _engine(_spec(opa_server.url))
+    loop = asyncio.new_event_loop()
+    try:
+        assert loop.run_until_complete(engine.evaluate(request_doc())).allowed
+        engine.close()
+        assert engine._client is None
+    finally:
+        loop.close()
+    del engine
+    gc.collect()
