@@ -69,20 +69,28 @@ def patch_envoy_config(
     *,
     listener_port: int,
     admin_port: int,
-    cluster_ports: Mapping[str, int],
+    cluster_ports: Mapping[str, int | Sequence[int]],
     failure_mode_allow: bool | None = None,
 ) -> dict[str, Any]:
-    """Point a shipped Envoy config at other loopback ports (tests pick free ones)."""
+    """Point a shipped Envoy config at other loopback ports (tests pick free ones).
+
+    A list of ports gives the cluster one endpoint per port (several RouteIQ replicas).
+    """
     config["admin"]["address"]["socket_address"]["port_value"] = admin_port
     static = config["static_resources"]
     static["listeners"][0]["address"]["socket_address"]["port_value"] = listener_port
     for cluster in static["clusters"]:
-        port = cluster_ports.get(cluster["name"])
-        if port is None:
+        ports = cluster_ports.get(cluster["name"])
+        if ports is None:
             continue
-        for group in cluster["load_assignment"]["endpoints"]:
-            for ep in group["lb_endpoints"]:
-                ep["endpoint"]["address"]["socket_address"]["port_value"] = port
+        ports = [ports] if isinstance(ports, int) else list(ports)
+        cluster["load_assignment"]["endpoints"] = [
+            {"lb_endpoints": [
+                {"endpoint": {"address": {"socket_address": {
+                    "address": "127.0.0.1", "port_value": port}}}}
+                for port in ports
+            ]}
+        ]
     if failure_mode_allow is not None:
         hcm = static["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
         for f in hcm["http_filters"]:
