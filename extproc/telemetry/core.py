@@ -1,0 +1,331 @@
+"""``Telemetry``: the spans and metrics of one RouteIQ process, built once from Settings.
+
+No OpenTelemetry globals are touched (``set_tracer_provider``, ``set_meter_provider``,
+the global propagator): the providers belong to this object and are shut down with
+it, so several can live in one process (tests, a parent and its workers' fork) and
+nothing else in the process (a library's auto-instrumentation) can redirect them.
+
+Cost model. ``record_decision`` is on the request path: a counter add and a
+histogram record (a few µs each in the SDK), plus a span only when a span exporter
+is configured and the trace is sampled. Without an exporter no tracer exists and no
+span object is made; with one, the parent-based ratio sampler decides before any
+attribute is computed. Measured figures are in docs/operations.md.
+
+The decision's ``explain`` mapping is read for two optional timings, so ``decide()``
+stays free of telemetry: ``explain["classification"]["embed_ms"]`` (embedding time)
+and ``explain["policy"]["latency_ms"]`` with ``["engine"]`` and ``["outcome"]``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.sdk.metrics.export import MetricReader
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from extproc.api.openai import ParsedRequest
+from extproc.api.usage import Usage, usage_from_object
+from extproc.decision import Decision, Outcome
+from extproc.telemetry.metrics import Instruments, build_instruments, build_meter_provider
+from extproc.telemetry.prometheus import PrometheusTextReader
+from extproc.telemetry.tracing import (
+    OPERATION,
+    TRACER_NAME,
+    UNKNOWN_OPERATION,
+    build_tracer_provider,
+    decision_attributes,
+    usage_attributes,
+)
+
+if TYPE_CHECKING:
+    from extproc.config.settings import Settings
+    from extproc.config.snapshot import Snapshot
+
+SERVICE_NAME = "routeiq"
+_CACHE_LIMIT = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionRecord:
+    """What ``record_usage`` needs later about a decision (keep it with the stream)."""
+
+    decision: Decision
+    operation: str
+    provider: str | None
+    span_context: SpanContext | None  # the decision span, when it was sampled
+    decided_ns: int  # wall clock (ns) at which the decision ended
+
+
+class Telemetry:
+    """Spans and metrics of one process. Build with ``from_settings``; ``shutdown`` at exit."""
+
+    def __init__(
+        self,
+        *,
+        resource: Resource,
+        span_processors: Sequence[SpanProcessor] = (),
+        metric_readers: Sequence[MetricReader] = (),
+        sample_ratio: float = 1.0,
+    ) -> None:
+        self._prometheus = PrometheusTextReader()
+        self.meter_provider = build_meter_provider(resource, [self._prometheus, *metric_readers])
+        self.tracer_provider: TracerProvider | None = None
+        self._tracer: trace.Tracer | None = None
+        if span_processors:
+            self.tracer_provider = build_tracer_provider(resource, sample_ratio, span_processors)
+            self._tracer = self.tracer_provider.get_tracer(TRACER_NAME)
+        self._propagator = TraceContextTextMapPropagator()
+        self._root = Context()  # parent of spans without a traceparent: no ambient context
+        self._config_version: str | None = None
+        self._log_dropped: Callable[[], int] = lambda: 0
+        self.instruments: Instruments = build_instruments(
+            self.meter_provider, lambda: self._config_version, lambda: self._log_dropped()
+        )
+        # Attribute dicts per label combination, built once: the SDK hashes them per call.
+        self._attrs: dict[tuple[str, ...], Mapping[str, str]] = {}
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        instance: str | None = None,
+        span_processors: Sequence[SpanProcessor] = (),
+        metric_readers: Sequence[MetricReader] = (),
+        sample_ratio: float | None = None,
+    ) -> Telemetry:
+        """The process's telemetry: OTLP spans and metrics when ``otel_exporter=otlp``.
+
+        ``instance`` names the process in ``service.instance.id`` (``worker-0``...).
+        Extra processors/readers are for tests (in-memory exporters).
+        ``sample_ratio`` defaults to ``settings.otel_sample_ratio`` when that setting
+        exists, else 1.0.
+        """
+        attributes: dict[str, str] = {"service.name": SERVICE_NAME}
+        if instance is not None:
+            attributes["service.instance.id"] = instance
+        processors = list(span_processors)
+        readers = list(metric_readers)
+        if settings.otel_exporter == "otlp":
+            from extproc.telemetry.otlp import otlp_metric_reader, otlp_span_processor
+
+            processors.append(otlp_span_processor(settings.otlp_endpoint))
+            readers.append(otlp_metric_reader(settings.otlp_endpoint))
+        ratio = sample_ratio
+        if ratio is None:
+            ratio = float(getattr(settings, "otel_sample_ratio", 1.0))
+        return cls(
+            resource=Resource(attributes),
+            span_processors=processors,
+            metric_readers=readers,
+            sample_ratio=ratio,
+        )
+
+    # -- per request ------------------------------------------------------------------
+
+    def _labels(self, *key: str) -> Mapping[str, str]:
+        attrs = self._attrs.get(key)
+        if attrs is None:
+            if len(self._attrs) > _CACHE_LIMIT:
+                self._attrs.clear()
+            names = _LABEL_NAMES[key[0]]
+            attrs = self._attrs[key] = dict(zip(names, key[1:], strict=True))
+        return attrs
+
+    def record_decision(
+        self,
+        decision: Decision,
+        request: ParsedRequest | None,
+        elapsed_s: float,
+        headers: Mapping[str, str] | None = None,
+        *,
+        snapshot: Snapshot | None = None,
+    ) -> DecisionRecord:
+        """Count one decision and, when traced, emit its span; call once per decision.
+
+        ``elapsed_s`` is the time spent deciding (the span starts that long before
+        now). ``headers`` are the request's (lower-case names): a W3C ``traceparent``
+        there makes the span a child of the caller's. ``snapshot`` (the one the
+        request pinned) gives the backend's provider for ``gen_ai.provider.name``.
+        """
+        ins = self.instruments
+        outcome = decision.outcome.value
+        backend = decision.backend or "none"
+        ins.decisions.add(1, self._labels("d", backend, decision.profile or "explicit", outcome))
+        ins.decision_duration.record(elapsed_s, self._labels("o", outcome))
+        if decision.outcome is Outcome.DENIED:
+            reason = decision.reasons[0] if decision.reasons else "unknown"
+            ins.denials.add(1, self._labels("r", reason))
+        explain = decision.explain
+        if explain:
+            self._record_timings(explain)
+        provider = None
+        if snapshot is not None and decision.backend is not None:
+            spec = snapshot.backends.get(decision.backend)
+            provider = spec.provider if spec is not None else None
+        operation = OPERATION[request.endpoint] if request is not None else UNKNOWN_OPERATION
+        end_ns = time.time_ns()
+        span_context = None
+        if self._tracer is not None:
+            span_context = self._decision_span(
+                decision, request, operation, provider, elapsed_s, end_ns, headers
+            )
+        return DecisionRecord(decision, operation, provider, span_context, end_ns)
+
+    def _record_timings(self, explain: Mapping[str, Any]) -> None:
+        classification = explain.get("classification")
+        if isinstance(classification, Mapping):
+            embed_ms = classification.get("embed_ms")
+            if isinstance(embed_ms, int | float) and embed_ms > 0:
+                strategy = str(classification.get("strategy") or "unknown")
+                self.instruments.embedding_duration.record(
+                    embed_ms / 1000, self._labels("s", strategy)
+                )
+        policy = explain.get("policy")
+        if isinstance(policy, Mapping):
+            latency_ms = policy.get("latency_ms")
+            if isinstance(latency_ms, int | float):
+                labels = self._labels(
+                    "p", str(policy.get("engine") or "unknown"), str(policy.get("outcome") or "")
+                )
+                self.instruments.policy_duration.record(latency_ms / 1000, labels)
+
+    def _decision_span(
+        self,
+        decision: Decision,
+        request: ParsedRequest | None,
+        operation: str,
+        provider: str | None,
+        elapsed_s: float,
+        end_ns: int,
+        headers: Mapping[str, str] | None,
+    ) -> SpanContext | None:
+        assert self._tracer is not None
+        parent = self._root
+        if headers is not None and "traceparent" in headers:
+            parent = self._propagator.extract(headers, context=self._root)
+        span = self._tracer.start_span(
+            f"routeiq.decide {operation}",
+            context=parent,
+            kind=SpanKind.INTERNAL,
+            start_time=end_ns - int(elapsed_s * 1e9),
+        )
+        if not span.is_recording():
+            return None
+        span.set_attributes(decision_attributes(decision, request, operation, provider))
+        if decision.outcome is Outcome.FAILED_OPEN:
+            span.set_status(Status(StatusCode.ERROR, "failed open"))
+        span.end(end_time=end_ns)
+        return span.get_span_context()
+
+    # -- per response -----------------------------------------------------------------
+
+    def record_usage(
+        self,
+        record: DecisionRecord,
+        usage: Usage | Mapping[str, Any],
+        *,
+        status: int | None = None,
+    ) -> None:
+        """Token usage of the response to ``record``'s decision (once per response).
+
+        Records ``gen_ai.client.token.usage`` (input and output) and, when the decision
+        was traced, a CLIENT span from the decision's end to now with the usage.
+        """
+        u = usage if isinstance(usage, Usage) else usage_from_object(dict(usage))
+        if u is None:
+            return
+        decision = record.decision
+        model = decision.upstream_model or decision.backend or "unknown"
+        provider = record.provider or "unknown"
+        hist = self.instruments.token_usage
+        hist.record(u.prompt_tokens, self._labels("t", "input", record.operation, provider, model))
+        hist.record(
+            u.completion_tokens, self._labels("t", "output", record.operation, provider, model)
+        )
+        if record.span_context is None or self._tracer is None:
+            return
+        parent = trace.set_span_in_context(trace.NonRecordingSpan(record.span_context), self._root)
+        span = self._tracer.start_span(
+            f"routeiq.upstream {record.operation}",
+            context=parent,
+            kind=SpanKind.CLIENT,
+            start_time=record.decided_ns,
+        )
+        if span.is_recording():
+            attrs = usage_attributes(
+                record.operation,
+                record.provider,
+                decision.upstream_model,
+                u.prompt_tokens,
+                u.completion_tokens,
+                u.cached_tokens,
+                u.reasoning_tokens,
+            )
+            attrs["routeiq.decision_id"] = decision.id
+            if decision.backend is not None:
+                attrs["routeiq.backend"] = decision.backend
+            if status is not None:
+                attrs["http.response.status_code"] = status
+            span.set_attributes(attrs)
+        span.end()
+
+    # -- events -----------------------------------------------------------------------
+
+    def record_error(self, kind: str) -> None:
+        """An internal error (``kind`` from a fixed set: ``decide``, ``phase``...)."""
+        self.instruments.errors.add(1, self._labels("e", kind))
+
+    def record_state_fallback(self, kind: str) -> None:
+        """The shared state store failed and local state answered (``kind``: operation)."""
+        self.instruments.state_fallbacks.add(1, self._labels("f", kind))
+
+    def record_reload(self, ok: bool, version: str | None = None) -> None:
+        """A config reload attempt; on success ``version`` becomes the served version."""
+        self.instruments.reloads.add(1, self._labels("l", "success" if ok else "failure"))
+        if ok and version is not None:
+            self._config_version = version
+
+    def set_config_version(self, version: str) -> None:
+        """The version served (``routeiq_config_info``); call once at start-up."""
+        self._config_version = version
+
+    def watch_dropped(self, dropped: Callable[[], int]) -> None:
+        """Export ``dropped()`` (e.g. ``DecisionLog.dropped``) as the dropped-lines counter."""
+        self._log_dropped = dropped
+
+    # -- export -----------------------------------------------------------------------
+
+    def prometheus_text(self) -> bytes:
+        """This process's metrics in Prometheus text format (collects now)."""
+        return self._prometheus.text()
+
+    def shutdown(self) -> None:
+        """Flush exporters and stop their threads; the object is unusable afterwards."""
+        if self.tracer_provider is not None:
+            self.tracer_provider.shutdown()
+        self.meter_provider.shutdown()
+
+
+# Label names per cache-key kind (first element of the key).
+_LABEL_NAMES: Mapping[str, tuple[str, ...]] = MappingProxyType({
+    "d": ("backend", "profile", "outcome"),
+    "o": ("outcome",),
+    "r": ("reason",),
+    "s": ("strategy",),
+    "p": ("engine", "outcome"),
+    "t": ("gen_ai.token.type", "gen_ai.operation.name", "gen_ai.provider.name",
+          "gen_ai.request.model"),
+    "e": ("kind",),
+    "f": ("kind",),
+    "l": ("result",),
+})  # fmt: skip
