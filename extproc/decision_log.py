@@ -1,0 +1,324 @@
+"""Decision log: one JSON line per decision (and per response's usage), off the event loop.
+
+The request path only appends a tuple of references (the frozen ``Decision``, the
+frozen ``ParsedRequest``, two floats) to a ``queue.SimpleQueue``; a daemon thread
+builds the JSON document, encodes it with orjson and writes in batches. When the queue
+holds ``queue_max`` lines (the disk or stdout reader cannot keep up) new lines are
+dropped and counted (``dropped``), because a slow log must never slow requests down.
+
+What is written, and never: the caller is the team, user and the *hash* of the API
+key that ``decide`` already computed; no header value is logged except
+``x-request-id``. The prompt is left out unless the operator sets ``log_prompts``;
+then the last user message is logged, cut to ``prompt_chars`` characters, with
+recognisable credentials (API keys, bearer tokens, private key blocks) masked.
+
+Sinks: ``stdout`` (one line per write, for a log collector), a file with size-based
+rotation (``path``, ``path.1``... ``path.N``; with 0 backups the file is truncated
+when full), or ``off`` (nothing is queued at all).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import queue
+import re
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, Protocol
+
+import orjson
+
+from extproc.api.usage import Usage, usage_from_object
+from extproc.decision import Decision
+
+if TYPE_CHECKING:
+    from extproc.api.openai import ParsedRequest
+    from extproc.config.settings import Settings
+
+REQUEST_ID_HEADER = "x-request-id"
+REDACTED = "[redacted]"
+_MASK = re.compile(
+    r"(?:sk-(?:proj-|ant-|live-|test-)?[A-Za-z0-9_-]{20,}"
+    r"|(?:AKIA|ASIA)[0-9A-Z]{16}"
+    r"|gh[pousr]_[A-Za-z0-9]{36,}"
+    r"|xox[abprs]-[A-Za-z0-9-]{10,}"
+    r"|AIza[0-9A-Za-z_-]{35}"
+    r"|(?i:bearer)\s+[A-Za-z0-9._~+/=-]{8,}"
+    r"|-----BEGIN (?:[A-Z0-9]+ )?PRIVATE KEY-----[\s\S]*?"
+    r"(?:-----END (?:[A-Z0-9]+ )?PRIVATE KEY-----|$))"
+)
+_DECISION, _USAGE, _FLUSH, _STOP = 0, 1, 2, 3
+_BATCH = 512
+
+
+class Sink(Protocol):
+    def write(self, lines: list[bytes]) -> None: ...
+    def close(self) -> None: ...
+
+
+class StreamSink:
+    """Lines to a binary stream (stdout), flushed after every batch."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self._stream = stream
+
+    def write(self, lines: list[bytes]) -> None:
+        self._stream.write(b"".join(lines))
+        self._stream.flush()
+
+    def close(self) -> None:
+        self._stream.flush()
+
+
+class RotatingFileSink:
+    """Append lines to ``path``; past ``max_bytes`` shift ``path.N-1`` -> ``path.N``.
+
+    Rotation happens between lines, never inside one; a single line longer than
+    ``max_bytes`` is still written whole, into a fresh file.
+    """
+
+    def __init__(self, path: Path, max_bytes: int, backups: int) -> None:
+        self._path = path
+        self._max = max_bytes
+        self._backups = backups
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(path, "ab")  # noqa: SIM115 - lives as long as the sink
+        self._size = self._file.tell()
+
+    def _rotate(self) -> None:
+        self._file.close()
+        if self._backups > 0:
+            for i in range(self._backups - 1, 0, -1):
+                src = self._path.with_name(f"{self._path.name}.{i}")
+                if src.exists():
+                    src.replace(self._path.with_name(f"{self._path.name}.{i + 1}"))
+            self._path.replace(self._path.with_name(f"{self._path.name}.1"))
+            self._file = open(self._path, "ab")  # noqa: SIM115
+        else:
+            self._file = open(self._path, "wb")  # noqa: SIM115
+        self._size = 0
+
+    def write(self, lines: list[bytes]) -> None:
+        for line in lines:
+            if self._size and self._size + len(line) > self._max:
+                self._rotate()
+            self._file.write(line)
+            self._size += len(line)
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def _iso(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
+
+
+def mask_secrets(text: str) -> str:
+    """``text`` with recognisable credentials replaced by ``[redacted]``."""
+    return _MASK.sub(REDACTED, text)
+
+
+class DecisionLog:
+    """The decision log of one process. ``from_settings`` once; ``close`` at shutdown."""
+
+    def __init__(
+        self,
+        sink: Sink | None,
+        *,
+        log_prompts: bool = False,
+        prompt_chars: int = 1000,
+        queue_max: int = 10_000,
+    ) -> None:
+        self._sink = sink
+        self._log_prompts = log_prompts
+        self._prompt_chars = prompt_chars
+        self._queue_max = queue_max
+        self._queue: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
+        self._dropped = 0
+        self.write_errors = 0
+        self._thread: threading.Thread | None = None
+        if sink is not None:
+            self._thread = threading.Thread(
+                target=self._run, name="routeiq-decision-log", daemon=True
+            )
+            self._thread.start()
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, stdout: IO[bytes] | None = None) -> DecisionLog:
+        """Per ``decision_log`` (off/stdout/file), ``decision_log_path``,
+        ``decision_log_max_bytes``, ``decision_log_backups`` and ``log_prompts``."""
+        sink: Sink | None = None
+        if settings.decision_log == "stdout":
+            sink = StreamSink(stdout if stdout is not None else sys.stdout.buffer)
+        elif settings.decision_log == "file":
+            sink = RotatingFileSink(
+                settings.decision_log_path,
+                settings.decision_log_max_bytes,
+                settings.decision_log_backups,
+            )
+        return cls(sink, log_prompts=settings.log_prompts)
+
+    @property
+    def enabled(self) -> bool:
+        return self._sink is not None
+
+    def dropped(self) -> int:
+        """Lines dropped so far because the queue was full (see ``Telemetry.watch_dropped``)."""
+        return self._dropped
+
+    # -- hot path: enqueue references, nothing else -----------------------------------
+
+    def _put(self, item: tuple[Any, ...]) -> None:
+        if self._queue.qsize() >= self._queue_max:
+            self._dropped += 1
+            return
+        self._queue.put(item)
+
+    def log_decision(
+        self, decision: Decision, request: ParsedRequest | None, elapsed_s: float
+    ) -> None:
+        """One line for ``decision`` (``request`` is None when parsing never finished)."""
+        if self._sink is not None:
+            self._put((_DECISION, time.time(), decision, request, elapsed_s))
+
+    def log_usage(self, decision_id: str, usage: Usage | Mapping[str, Any]) -> None:
+        """One line with the token usage of the response to ``decision_id``."""
+        if self._sink is not None:
+            self._put((_USAGE, time.time(), decision_id, usage))
+
+    # -- control ------------------------------------------------------------------------
+
+    def flush(self, timeout_s: float = 5.0) -> bool:
+        """Wait until every line queued before this call is written; False on timeout."""
+        if self._sink is None:
+            return True
+        done = threading.Event()
+        self._queue.put((_FLUSH, done))
+        return done.wait(timeout_s)
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Write what is queued, stop the thread, close the sink."""
+        if self._thread is None:
+            return
+        self._queue.put((_STOP,))
+        self._thread.join(timeout_s)
+        self._thread = None
+
+    # -- writer thread ------------------------------------------------------------------
+
+    def _run(self) -> None:
+        assert self._sink is not None
+        q = self._queue
+        while True:
+            batch = [q.get()]
+            while len(batch) < _BATCH:
+                try:
+                    batch.append(q.get_nowait())
+                except queue.Empty:
+                    break
+            lines: list[bytes] = []
+            events: list[threading.Event] = []
+            stop = False
+            for item in batch:
+                kind = item[0]
+                if kind == _FLUSH:
+                    events.append(item[1])
+                elif kind == _STOP:
+                    stop = True
+                else:
+                    try:
+                        lines.append(orjson.dumps(self._document(item), default=str) + b"\n")
+                    except (TypeError, ValueError):
+                        self.write_errors += 1
+            if lines:
+                try:
+                    self._sink.write(lines)
+                except OSError:
+                    self.write_errors += 1
+            for event in events:
+                event.set()
+            if stop:
+                with contextlib.suppress(OSError):
+                    self._sink.close()
+                return
+
+    def _document(self, item: tuple[Any, ...]) -> dict[str, Any]:
+        if item[0] == _USAGE:
+            _, ts, decision_id, usage = item
+            u = usage if isinstance(usage, Usage) else usage_from_object(dict(usage))
+            return {
+                "type": "usage",
+                "time": _iso(ts),
+                "id": decision_id,
+                "input_tokens": u.prompt_tokens if u else None,
+                "output_tokens": u.completion_tokens if u else None,
+                "cached_tokens": u.cached_tokens if u else None,
+                "reasoning_tokens": u.reasoning_tokens if u else None,
+                "estimated": u.estimated if u else None,
+            }
+        _, ts, decision, request, elapsed_s = item
+        return self.decision_document(decision, request, elapsed_s, ts)
+
+    def decision_document(
+        self,
+        decision: Decision,
+        request: ParsedRequest | None,
+        elapsed_s: float,
+        ts: float,
+    ) -> dict[str, Any]:
+        """The JSON object of one decision line (public for tests and ``/v1/explain``)."""
+        explain = decision.explain
+        classification = explain.get("classification")
+        if not isinstance(classification, Mapping):
+            classification = {}
+        policy = explain.get("policy")
+        error = decision.error
+        prompt: str | None = None
+        if request is not None:
+            if self._log_prompts:
+                prompt = mask_secrets(request.last_user_text[: self._prompt_chars])
+            else:
+                prompt = REDACTED
+        return {
+            "type": "decision",
+            "time": _iso(ts),
+            "id": decision.id,
+            "request_id": request.headers.get(REQUEST_ID_HEADER) if request else None,
+            "caller": explain.get("caller"),
+            "endpoint": request.endpoint.value if request else None,
+            "stream": request.stream if request else None,
+            "requested_model": decision.requested_model,
+            "model": decision.upstream_model,
+            "backend": decision.backend,
+            "profile": decision.profile,
+            "category": decision.category,
+            "tier": decision.tier,
+            "score": classification.get("score"),
+            "strategy": decision.strategy,
+            "variant": decision.variant,
+            "outcome": decision.outcome.value,
+            "status": error.status if error else None,
+            "error_code": (error.code or error.type) if error else None,
+            "reasons": list(decision.reasons),
+            "rule_ids": list(decision.rule_ids),
+            "policy": _policy_summary(policy),
+            "excluded": explain.get("excluded"),
+            "fallbacks": list(decision.fallbacks),
+            "config_version": decision.config_version,
+            "latency_ms": round(elapsed_s * 1000, 3),
+            "prompt_tokens_estimate": request.prompt_tokens if request else None,
+            "prompt": prompt,
+        }
+
+
+def _policy_summary(policy: Any) -> dict[str, Any] | None:
+    """The policy keys worth a log line; never the raw decision document or input."""
+    if not isinstance(policy, Mapping):
+        return None
+    keys = ("engine", "outcome", "allowed", "reason", "rule_ids", "latency_ms", "dry_run")
+    return {k: policy[k] for k in keys if k in policy}
