@@ -15,7 +15,10 @@ pytestmark = pytest.mark.e2e
 def test_demo_once_routes_every_sample() -> None:
     out = subprocess.run(
         [sys.executable, "-m", "extproc.cli", "demo", "--once", "--repo", str(REPO)],
-        capture_output=True, text=True, timeout=180, cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=REPO,
     )
     assert out.returncode == 0, out.stdout + out.stderr
     lines = {ln.strip().split("  ")[0]: ln for ln in out.stdout.splitlines() if "  " in ln}

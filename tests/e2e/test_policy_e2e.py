@@ -57,7 +57,8 @@ def test_team_limited_to_one_backend_lands_there(policy_envoy: EnvoyStack) -> No
 
 def test_max_tier_caps_auto_routing(policy_envoy: EnvoyStack) -> None:
     status, headers, _ = policy_envoy.post(
-        CHAT, chat("auto", "Prove that there are infinitely many primes, step by step."),
+        CHAT,
+        chat("auto", "Prove that there are infinitely many primes, step by step."),
         {"x-team": "support"},
     )
     assert status == 200
@@ -78,7 +79,9 @@ def test_confidential_traffic_stays_in_cluster(
     status, got, _ = policy_envoy.post(CHAT, chat("auto", text), {"x-team": "platform", **headers})
     assert (status, got["x-demo-backend"]) == (200, "local")
     # An explicit external model is refused rather than leaked.
-    status, _, body = policy_envoy.post(CHAT, chat("gpt-4o", text), {"x-team": "platform", **headers})
+    status, _, body = policy_envoy.post(
+        CHAT, chat("gpt-4o", text), {"x-team": "platform", **headers}
+    )
     assert status == 403, body
 
 
@@ -88,8 +91,11 @@ def test_remote_opa_down(
 ) -> None:
     opa = OpaServer.start()
     try:
-        policy = {"engine": "opa", "opa": {"url": opa.url, "timeoutMs": 300},
-                  "failureMode": failure_mode}
+        policy = {
+            "engine": "opa",
+            "opa": {"url": opa.url, "timeoutMs": 300},
+            "failureMode": failure_mode,
+        }
         config = write_config(tmp_path / "c.yaml", policy=policy)
         with routeiq_server(config, workdir) as (_, port):
             stack = envoy_for(REPO / "envoy" / "routeiq-fail-closed.yaml", workdir, port, backends)

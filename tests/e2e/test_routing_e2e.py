@@ -21,7 +21,9 @@ def oai(envoy: EnvoyStack) -> Iterator[openai.OpenAI]:
 
 def ask(oai: openai.OpenAI, text: str, model: str = "auto", **kw: object) -> dict[str, str]:
     raw = oai.chat.completions.with_raw_response.create(
-        model=model, messages=[{"role": "user", "content": text}], **kw  # type: ignore[arg-type]
+        model=model,
+        messages=[{"role": "user", "content": text}],
+        **kw,  # type: ignore[arg-type]
     )
     raw.parse()
     return dict(raw.headers)
@@ -47,8 +49,12 @@ def test_profiles_by_model_name_and_header(oai: openai.OpenAI) -> None:
 
 
 def test_tools_need_a_backend_with_tools(oai: openai.OpenAI) -> None:
-    tools = [{"type": "function", "function": {"name": "get_time", "parameters": {
-        "type": "object", "properties": {}}}}]
+    tools = [
+        {
+            "type": "function",
+            "function": {"name": "get_time", "parameters": {"type": "object", "properties": {}}},
+        }
+    ]
     headers = ask(oai, "What time is it in Paris?", "routeiq/free", tools=tools)
     assert headers["x-routeiq-backend"] != "local"  # local (free) has no tools capability
 
