@@ -63,6 +63,43 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(Path(args.repo), once=args.once)
 
 
+def _cmd_config_validate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from extproc.config.validate import validate
+
+    snapshot, problems = validate(Path(args.file), Path(args.envoy) if args.envoy else None)
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    if snapshot is not None and not problems:
+        print(
+            f"{args.file}: OK (version {snapshot.version}, {len(snapshot.backends)} backends, "
+            f"policy {snapshot.spec.policy.engine}, routing {snapshot.spec.routing.strategy})"
+        )
+    return 1 if problems else 0
+
+
+def _cmd_explain(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from extproc.config.snapshot import build_snapshot
+    from extproc.explain import explain_request
+
+    body = sys.stdin.buffer.read() if args.body == "-" else Path(args.body).read_bytes()
+    headers = dict(h.split(":", 1) for h in args.header)
+    headers = {k.strip(): v.strip() for k, v in headers.items()}
+    try:
+        snapshot = build_snapshot(Path(args.config))
+    except ConfigError as exc:
+        print(f"routeiq: {exc}", file=sys.stderr)
+        return 2
+    doc = asyncio.run(explain_request(snapshot, body, headers, args.path))
+    print(json.dumps(doc, indent=2, default=str))
+    snapshot.close()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="routeiq", description=__doc__)
     parser.add_argument("--version", action="version", version=f"routeiq {__version__}")
@@ -78,6 +115,26 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--repo", default=".", help="checkout holding config/ and envoy/")
     demo.add_argument("--once", action="store_true", help="send the samples, then stop")
     demo.set_defaults(func=_cmd_demo)
+
+    config = sub.add_parser("config", help="check a RoutingConfig")
+    config_sub = config.add_subparsers(dest="config_command", required=True)
+    val = config_sub.add_parser("validate", help="build the snapshot; check Envoy routes")
+    val.add_argument("file", help="RoutingConfig YAML")
+    val.add_argument("--envoy", help="Envoy config whose routes must reach every backend")
+    val.set_defaults(func=_cmd_config_validate)
+
+    exp = sub.add_parser("explain", help="print the full decision for a request body")
+    exp.add_argument("--config", default="config/routeiq.yaml", help="RoutingConfig YAML")
+    exp.add_argument("--body", default="-", help="OpenAI request body file ('-': stdin)")
+    exp.add_argument("--header", action="append", default=[], help="'name: value', repeatable")
+    exp.add_argument("--path", default="/v1/chat/completions")
+    exp.set_defaults(func=_cmd_explain)
+
+    from extproc.policy.cli import register as register_policy
+    from extproc.routing.cli import register as register_routing
+
+    register_policy(sub)
+    register_routing(sub)
     return parser
 
 

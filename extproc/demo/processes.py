@@ -85,11 +85,18 @@ def patch_envoy_config(
             continue
         ports = [ports] if isinstance(ports, int) else list(ports)
         cluster["load_assignment"]["endpoints"] = [
-            {"lb_endpoints": [
-                {"endpoint": {"address": {"socket_address": {
-                    "address": "127.0.0.1", "port_value": port}}}}
-                for port in ports
-            ]}
+            {
+                "lb_endpoints": [
+                    {
+                        "endpoint": {
+                            "address": {
+                                "socket_address": {"address": "127.0.0.1", "port_value": port}
+                            }
+                        }
+                    }
+                    for port in ports
+                ]
+            }
         ]
     if failure_mode_allow is not None:
         hcm = static["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]

@@ -29,8 +29,11 @@ from extproc.demo.processes import (
     wait_for_port,
 )
 
-BACKENDS = {"demo_eco": ("eco", 18001), "demo_premium": ("premium", 18002),
-            "demo_local": ("local", 18003)}
+BACKENDS = {
+    "demo_eco": ("eco", 18001),
+    "demo_premium": ("premium", 18002),
+    "demo_local": ("local", 18003),
+}
 DEFAULT_PORTS = {"listener": 10000, "admin": 9901, "routeiq": 50051}
 
 CHAT = "/v1/chat/completions"
@@ -45,11 +48,43 @@ SAMPLES: list[tuple[str, dict[str, Any] | bytes, dict[str, str]]] = [
     ("alias, model rewritten", {"model": "gpt4", "messages": _msg("Hello")}, {}),
     ("upstream model name", {"model": "llama-3.1-8b", "messages": _msg("Hello")}, {}),
     ("auto: chit-chat", {"model": "auto", "messages": _msg("hey, how was your weekend?")}, {}),
-    ("auto: coding", {"model": "auto", "messages": _msg(
-        "Write a Python function that parses an ISO 8601 date and add unit tests.")}, {}),
+    (
+        "auto: coding",
+        {
+            "model": "auto",
+            "messages": _msg(
+                "Write a Python function that parses an ISO 8601 date and add unit tests."
+            ),
+        },
+        {},
+    ),
     ("profile eco", {"model": "routeiq/eco", "messages": _msg("Summarise: the cat sat.")}, {}),
-    ("spoofed route header", {"model": "gpt-4o-mini", "messages": _msg("x")},
-     {"x-routeiq-cluster": "demo_premium"}),
+    (
+        "spoofed route header",
+        {"model": "gpt-4o-mini", "messages": _msg("x")},
+        {"x-routeiq-cluster": "demo_premium"},
+    ),
+    (
+        "policy: team allow-list",
+        {"model": "gpt-4o", "messages": _msg("Hello")},
+        {"x-team": "support"},
+    ),
+    (
+        "policy: confidential",
+        {
+            "model": "auto",
+            "messages": _msg("Refund card 4111 1111 1111 1111 and summarise the ticket."),
+        },
+        {},
+    ),
+    *[
+        (
+            f"budget: request {i} of 4",
+            {"model": "gpt-4o-mini", "messages": _msg("hi")},
+            {"x-team": "demo-budget"},
+        )
+        for i in range(1, 5)
+    ],
     ("unknown model", {"model": "gpt-9", "messages": _msg("x")}, {}),
     ("malformed JSON", b'{"model": "gpt-4o-mini", "messages": [', {}),
 ]
@@ -60,11 +95,15 @@ def _busy(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-def _post(port: int, body: dict[str, Any] | bytes, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+def _post(
+    port: int, body: dict[str, Any] | bytes, headers: dict[str, str]
+) -> tuple[int, dict[str, str], bytes]:
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
     req = urllib.request.Request(
-        f"http://127.0.0.1:{port}{CHAT}", data=raw,
-        headers={"content-type": "application/json", **headers}, method="POST",
+        f"http://127.0.0.1:{port}{CHAT}",
+        data=raw,
+        headers={"content-type": "application/json", **headers},
+        method="POST",
     )
     try:
         with urllib.request.urlopen(req, timeout=30) as r:
@@ -80,8 +119,10 @@ def _describe(status: int, headers: dict[str, str], body: bytes) -> str:
             return f"refused: {err.get('code')}: {err.get('message')}"
         except (ValueError, KeyError, TypeError):
             return f"refused: {body[:120]!r}"
-    parts = [f"-> {headers.get('x-routeiq-backend', '?')} (model sent upstream: "
-             f"{headers.get('x-demo-received-model', '?')})"]
+    parts = [
+        f"-> {headers.get('x-routeiq-backend', '?')} (model sent upstream: "
+        f"{headers.get('x-demo-received-model', '?')})"
+    ]
     for key in ("x-routeiq-category", "x-routeiq-tier", "x-routeiq-overhead-ms"):
         if key in headers:
             parts.append(f"{key.removeprefix('x-routeiq-')}={headers[key]}")
@@ -101,8 +142,15 @@ def run_demo(repo: Path, once: bool = False) -> int:
     try:
         for cluster, (name, _) in BACKENDS.items():
             proc = ManagedProcess(
-                [sys.executable, "-m", "extproc.demo.backend", "--name", name,
-                 "--port", str(backend_ports[cluster])],
+                [
+                    sys.executable,
+                    "-m",
+                    "extproc.demo.backend",
+                    "--name",
+                    name,
+                    "--port",
+                    str(backend_ports[cluster]),
+                ],
                 workdir / f"backend-{name}.log",
             )
             procs.append(proc)
@@ -112,7 +160,8 @@ def run_demo(repo: Path, once: bool = False) -> int:
         print(f"routeiq serving ext_proc on 127.0.0.1:{ports['routeiq']} ({config})")
         envoy_cfg = patch_envoy_config(
             yaml.safe_load(envoy_template.read_text()),
-            listener_port=ports["listener"], admin_port=ports["admin"],
+            listener_port=ports["listener"],
+            admin_port=ports["admin"],
             cluster_ports={**backend_ports, "routeiq": ports["routeiq"]},
         )
         procs.append(start_envoy(envoy_cfg, workdir, ports["admin"]))
@@ -126,11 +175,13 @@ def run_demo(repo: Path, once: bool = False) -> int:
         print(f"\nlogs in {workdir}")
         if once:
             return 1 if failures else 0
-        print("\nTry it (Ctrl-C stops everything):\n"
-              f"  curl -s http://127.0.0.1:{ports['listener']}{CHAT} "
-              "-H 'content-type: application/json' "
-              "-d '{\"model\": \"auto\", \"messages\": [{\"role\": \"user\", "
-              "\"content\": \"Prove that sqrt(2) is irrational.\"}]}' -i")
+        print(
+            "\nTry it (Ctrl-C stops everything):\n"
+            f"  curl -s http://127.0.0.1:{ports['listener']}{CHAT} "
+            "-H 'content-type: application/json' "
+            '-d \'{"model": "auto", "messages": [{"role": "user", '
+            '"content": "Prove that sqrt(2) is irrational."}]}\' -i'
+        )
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
