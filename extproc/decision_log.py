@@ -320,5 +320,13 @@ def _policy_summary(policy: Any) -> dict[str, Any] | None:
     """The policy keys worth a log line; never the raw decision document or input."""
     if not isinstance(policy, Mapping):
         return None
-    keys = ("engine", "outcome", "allowed", "reason", "rule_ids", "latency_ms", "dry_run")
+    keys = (
+        "engine",
+        "allowed",
+        "reason",
+        "rule_ids",
+        "latency_us",
+        "dry_run",
+        "engine_unavailable",
+    )
     return {k: policy[k] for k in keys if k in policy}

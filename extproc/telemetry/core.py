@@ -13,7 +13,8 @@ attribute is computed. Measured figures are in docs/operations.md.
 
 The decision's ``explain`` mapping is read for two optional timings, so ``decide()``
 stays free of telemetry: ``explain["classification"]["embed_ms"]`` (embedding time)
-and ``explain["policy"]["latency_ms"]`` with ``["engine"]`` and ``["outcome"]``.
+and ``explain["policy"]`` (``PolicyResult.explain()``: ``latency_us``, ``engine``,
+``allowed``, ``engine_unavailable``, ``dry_run``).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from extproc.telemetry.tracing import (
     UNKNOWN_OPERATION,
     build_tracer_provider,
     decision_attributes,
+    policy_outcome,
     usage_attributes,
 )
 
@@ -192,12 +194,12 @@ class Telemetry:
                 )
         policy = explain.get("policy")
         if isinstance(policy, Mapping):
-            latency_ms = policy.get("latency_ms")
-            if isinstance(latency_ms, int | float):
+            latency_us = policy.get("latency_us")
+            if isinstance(latency_us, int | float):
                 labels = self._labels(
-                    "p", str(policy.get("engine") or "unknown"), str(policy.get("outcome") or "")
+                    "p", str(policy.get("engine") or "unknown"), policy_outcome(policy)
                 )
-                self.instruments.policy_duration.record(latency_ms / 1000, labels)
+                self.instruments.policy_duration.record(latency_us / 1e6, labels)
 
     def _decision_span(
         self,

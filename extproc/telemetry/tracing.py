@@ -99,11 +99,23 @@ def decision_attributes(
         _put(attrs, "routeiq.score", classification.get("score"))
     policy = explain.get("policy")
     if isinstance(policy, Mapping):
-        _put(attrs, "routeiq.policy.outcome", policy.get("outcome"))
+        attrs["routeiq.policy.outcome"] = policy_outcome(policy)
         _put(attrs, "routeiq.policy.engine", policy.get("engine"))
     if decision.fallbacks:
         attrs["routeiq.fallbacks"] = decision.fallbacks
     return attrs
+
+
+def policy_outcome(policy: Mapping[str, Any]) -> str:
+    """``allow``, ``deny``, ``dry_run_deny`` or ``unavailable`` from ``PolicyResult.explain()``."""
+    if policy.get("engine_unavailable"):
+        return "unavailable"
+    if not policy.get("allowed", True):
+        return "deny"
+    dry_run = policy.get("dry_run")
+    if isinstance(dry_run, Mapping) and dry_run.get("would_deny"):
+        return "dry_run_deny"
+    return "allow"
 
 
 def usage_attributes(
