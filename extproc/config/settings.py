@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     otlp_endpoint: str = Field(
         "http://127.0.0.1:4317", description="OTLP collector endpoint when otel_exporter=otlp."
     )
+    reload_interval_ms: int = Field(
+        1000, ge=0, description="How often the config is checked for changes (0: never)."
+    )
     reload_debounce_ms: int = Field(
         500, ge=0, description="Wait this long after a config change before rebuilding."
     )

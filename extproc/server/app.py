@@ -9,6 +9,7 @@ import grpc
 from grpc_health.v1 import health_pb2_grpc
 
 from extproc.config.settings import Settings
+from extproc.config.watcher import ConfigWatcher
 from extproc.runtime import Runtime
 from extproc.server.health import Health
 from extproc.server.servicer import add_to_server
@@ -37,6 +38,20 @@ async def serve(settings: Settings) -> int:
         settings.uds_path.unlink(missing_ok=True)
         server.add_insecure_port(f"unix:{settings.uds_path}")
     await server.start()
+    watcher = None
+    if settings.reload_interval_ms:
+        watcher = ConfigWatcher(
+            settings.config_path,
+            lambda: runtime.snapshot,
+            lambda new: setattr(runtime, "snapshot", new),
+            interval_s=settings.reload_interval_ms / 1000,
+            debounce_s=settings.reload_debounce_ms / 1000,
+            on_result=lambda ok: (
+                runtime.stats.count_error("config_reload_rejected") if not ok else None
+            ),
+            log=log,
+        )
+        watcher.start()
     await health.set_all(serving=True)
     log.info(
         "routeiq serving ext_proc on %s:%d%s, config %s version %s",
@@ -54,6 +69,8 @@ async def serve(settings: Settings) -> int:
     await stop.wait()
     log.info("routeiq draining (grace %.1fs)", settings.grace_period_s)
     await health.set_draining()
+    if watcher is not None:
+        await watcher.stop()
     await server.stop(settings.grace_period_s)
     await runtime.close()
     log.info("routeiq stopped")
