@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -51,13 +52,19 @@ def categories(args: argparse.Namespace) -> None:
            f":{args.keep}")
     data = read_labelled([DATA / "llmrouter_query_train.jsonl"], raw_labels=True)
     options = EmbeddingText(max_tokens=args.max_tokens, keep=args.keep)
-    texts = [cut(args.prefix + t, options) for t in data.texts]
-    x = embed_cached(emb, texts, args.cache, tag)
+    base = tag.rsplit(":", 2)[0] + f"::{args.keep}"  # the same embedding without prefix
+    x = embed_cached(emb, [cut(t, options) for t in data.texts], args.cache, base)
     test = np.array([holdout(t) for t in data.texts])
+    if args.prefix:
+        # A system prompt at serving time only (includeSystem=true, models built without):
+        # the held-out prompts are embedded with the prefix, training ones without.
+        xp = embed_cached(emb, [cut(args.prefix + t, options) for t in data.texts],
+                          args.cache, tag)
+        x = np.where(test[:, None], xp, x)
     tasks = np.array(data.labels)
     cats = np.array([LLMROUTER_TASKS[t] for t in tasks])
     own = read_labelled([ROOT / "models" / "prompts.jsonl"], raw_labels=True)
-    xo = embed_cached(emb, own.texts, args.cache, tag + "own")
+    xo = embed_cached(emb, own.texts, args.cache, base + "own")
     print(f"train {int((~test).sum())} test {int(test.sum())} ({emb.model}, maxTokens "
           f"{args.max_tokens}, keep {args.keep}, prefix {args.prefix!r})")
 
@@ -76,6 +83,9 @@ def categories(args: argparse.Namespace) -> None:
     gc = list(tasks[~test]) + ["own"] * len(own.labels)
     m = fit_model("centroid", xc, yc, gc)
     report("9 categories, centroid per source (shipped recipe)", m.scores(x[test]), m.classes,
+           cats[test])
+    m = fit_model("centroid", x[~test], list(cats[~test]), list(tasks[~test]))
+    report("6 categories, centroid per source, no own prompts", m.scores(x[test]), m.classes,
            cats[test])
     if args.trained:
         for strategy in ("knn", "linear", "svm", "mlp"):
@@ -107,14 +117,47 @@ def strongweak(args: argparse.Namespace) -> None:
             scores[te] = m.scores(x[te])[:, list(m.classes).index("strong")]
         r = strong_weak_report(list(scores), sw.strong, sw.weak)
         print(f"{strategy:10s} APGR {r.apgr:.4f} CPT(50%) {r.cpt50:.4f} CPT(80%) {r.cpt80:.4f}")
+    # Transfer: a difficulty model trained only on LLMRouter's dcrouter questions (hard =
+    # most of its 9 small models fail), scored on all RouteLLM MMLU prompts (none seen).
+    dc = json.loads((DATA / "llmrouter_dcrouter_train.json").read_text())
+    xd = embed_cached(emb, [r["question"] for r in dc], args.cache, tag)
+    yd = ["strong" if np.mean(list(r["scores"].values())) < 0.5 else "weak" for r in dc]
+    for strategy in ("linear", "mlp"):
+        m = fit_model(strategy, xd, yd, params={"C": 0.01} if strategy == "linear" else None)
+        scores = m.scores(x)[:, list(m.classes).index("strong")]
+        r = strong_weak_report(list(scores), sw.strong, sw.weak)
+        print(f"{'dc-' + strategy:10s} APGR {r.apgr:.4f} CPT(50%) {r.cpt50:.4f} "
+              f"CPT(80%) {r.cpt80:.4f}  (trained on dcrouter only)")
     rng = np.random.default_rng(0)
     r = strong_weak_report(list(rng.random(len(y))), sw.strong, sw.weak)
     print(f"{'random':10s} APGR {r.apgr:.4f} CPT(50%) {r.cpt50:.4f} CPT(80%) {r.cpt80:.4f}")
 
 
+def speed(args: argparse.Namespace) -> None:
+    """Embedding-only p50 of int8 vs fp32 (and truncation lengths) on two prompts."""
+    from routing_latency import SHORT, long_prompt  # same prompts as the latency benchmark
+
+    prompts = {"short": SHORT, "long": long_prompt()}
+    for manifest in (args.manifest, args.manifest.parent / "manifest_fp32.json"):
+        for max_tokens in (128, 256):
+            emb = load_embedder(manifest, max_tokens=max_tokens)
+            row = []
+            for text in prompts.values():
+                for _ in range(10):
+                    emb.embed(text)
+                times = []
+                for _ in range(200):
+                    start = time.perf_counter()
+                    emb.embed(text)
+                    times.append((time.perf_counter() - start) * 1e3)
+                row.append(f"{np.percentile(times, 50):6.2f}")
+            print(f"{emb.model:18s} maxTokens {max_tokens:3d}  "
+                  f"p50 short {row[0]} ms  long {row[1]} ms")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("what", choices=["categories", "strongweak"])
+    parser.add_argument("what", choices=["categories", "strongweak", "speed"])
     parser.add_argument("--manifest", type=Path, default=ROOT / "models/embedder/manifest.json")
     parser.add_argument("--model", default=None)
     parser.add_argument("--max-tokens", type=int, default=128)
@@ -123,7 +166,7 @@ def main() -> None:
     parser.add_argument("--trained", action="store_true")
     parser.add_argument("--cache", type=Path, default=Path("/tmp/routeiq-emb"))
     args = parser.parse_args()
-    {"categories": categories, "strongweak": strongweak}[args.what](args)
+    {"categories": categories, "strongweak": strongweak, "speed": speed}[args.what](args)
 
 
 if __name__ == "__main__":

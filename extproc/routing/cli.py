@@ -41,6 +41,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
             p.add_argument("--output", type=Path, required=True)
         else:
             _label_options(p)
+            p.add_argument("--holdout", type=int, default=None,
+                           help="only rows in the held-out split (percent), as train keeps out")
     t = subparsers.add_parser("train", help="train a routing artefact (needs scikit-learn)")
     t.set_defaults(handler=run_train)
     t.add_argument("--strategy", choices=STRATEGIES, required=True)
@@ -115,7 +117,7 @@ def run_score(args: argparse.Namespace) -> int:
 
 def run_eval(args: argparse.Namespace) -> int:
     """Handler of ``routeiq eval``: category accuracy or strong/weak APGR/CPT."""
-    from extproc.routing.datasets import read_labelled, read_strong_weak
+    from extproc.routing.datasets import holdout, read_labelled, read_strong_weak
     from extproc.routing.metrics import accuracy, strong_weak_report
 
     try:
@@ -130,8 +132,13 @@ def run_eval(args: argparse.Namespace) -> int:
         print(json.dumps({"strategy": args.strategy, **report.as_dict()}))
         return 0
     data = read_labelled([args.input])
-    predicted = [router.classify(request_of({"prompt": t})).category for t in data.texts]
-    acc = accuracy(predicted, data.labels)
+    rows = [(t, y) for t, y in zip(data.texts, data.labels, strict=True)
+            if args.holdout is None or holdout(t, args.holdout)]
+    if not rows:
+        print(f"routeiq eval: no labelled rows to evaluate in {args.input}", file=sys.stderr)
+        return 1
+    predicted = [router.classify(request_of({"prompt": t})).category for t, _ in rows]
+    acc = accuracy(predicted, [y for _, y in rows])
     print(json.dumps({"strategy": args.strategy, "n": len(predicted), "accuracy": acc}))
     return 0
 

@@ -57,6 +57,11 @@ def test_eval_category_accuracy(tmp_path: Path, capsys: pytest.CaptureFixture[st
     report = json.loads(capsys.readouterr().out)
     assert report["n"] == 3
     assert report["accuracy"] == pytest.approx(2 / 3)
+    # --holdout keeps only rows of the held-out split; 0% keeps none, which is an error.
+    assert run("eval", "--input", str(src), "--holdout", "0") == 1
+    assert "no labelled rows" in capsys.readouterr().err
+    assert run("eval", "--input", str(src), "--holdout", "100") == 0
+    assert json.loads(capsys.readouterr().out)["n"] == 3
 
 
 def test_eval_strong_weak(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
