@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -21,13 +22,13 @@ from extproc.routing.classifiers import Model, model_from_arrays
 
 Arrays = dict[str, npt.NDArray[Any]]
 
-DEFAULT_PARAMS: Mapping[str, Mapping[str, Any]] = {
+DEFAULT_PARAMS: Mapping[str, Mapping[str, Any]] = MappingProxyType({
     "centroid": {"temperature": 0.05},
     "knn": {"k": 10},
     "linear": {"C": 1.0},
     "svm": {"C": 0.1},
     "mlp": {"hidden": 256, "alpha": 1e-3, "max_iter": 300},
-}
+})
 
 
 def _scaler(x: npt.NDArray[np.float32]) -> tuple[Arrays, npt.NDArray[np.float32]]:

@@ -14,8 +14,9 @@ import argparse
 import json
 import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -27,11 +28,11 @@ from extproc.routing.metrics import accuracy, strong_weak_report
 from extproc.routing.router import default_models_dir
 from extproc.routing.train import fit, fit_model, save_model
 
-LICENCES = {
+LICENCES: Mapping[str, str] = MappingProxyType({
     "llmrouter": "MIT (ulab-uiuc/LLMRouter)",
     "routellm": "Apache-2.0 (lm-sys/RouteLLM); MMLU: MIT",
     "prompts.jsonl": "Apache-2.0 (RouteIQ's own prompts)",
-}
+})
 
 
 def _params(items: Sequence[str]) -> dict[str, Any]:
