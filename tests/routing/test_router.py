@@ -120,3 +120,21 @@ def test_models_dir_resolves_against_base_dir(tmp_path: Path, embedder: Embedder
         build_router(spec, tmp_path / "elsewhere")
     with pytest.raises(ConfigError, match="manifest not found"):
         build_router(RoutingSpec(models_dir="m", strategy="mlp", scorer=None), tmp_path)
+
+
+def test_serving_path_imports_neither_sklearn_nor_torch() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "import extproc.routing.cli\n"
+        "from extproc.routing import build_router\n"
+        "from extproc.routing.spec import RoutingSpec\n"
+        "from tests.routing.conftest import chat\n"
+        "build_router(RoutingSpec(), Path('.')).classify(chat('hi'), None)\n"
+        "bad = sorted(m for m in ('sklearn', 'torch', 'transformers') if m in sys.modules)\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO, timeout=60)
