@@ -55,10 +55,12 @@ def main() -> None:
     def telemetry(processors: list[BatchSpanProcessor], ratio: float) -> Telemetry:
         return Telemetry.from_settings(settings, span_processors=processors, sample_ratio=ratio)
 
+    def cost(tel: Telemetry, hdrs: dict[str, str]) -> float:
+        return per_call_us(lambda: tel.record_decision(decision, request, 0.001, hdrs,
+                                                       snapshot=snapshot))  # fmt: skip
+
     t = telemetry([], 1.0)
-    rows.append(("record_decision, no span exporter (metrics only)",
-                 per_call_us(lambda: t.record_decision(decision, request, 0.001, {},
-                                                       snapshot=snapshot))))  # fmt: skip
+    rows.append(("record_decision, no span exporter (metrics only)", cost(t, {})))
     rec = t.record_decision(decision, request, 0.001, {}, snapshot=snapshot)
     usage = {"prompt_tokens": 120, "completion_tokens": 300}
     rows.append(("record_usage, no span exporter", per_call_us(lambda: t.record_usage(rec, usage))))
@@ -68,15 +70,11 @@ def main() -> None:
     for ratio in (1.0, 0.1):
         bsp = BatchSpanProcessor(NullExporter(), max_queue_size=N * 2)
         t = telemetry([bsp], ratio)
-        rows.append((f"record_decision, batch span exporter, root ratio {ratio}",
-                     per_call_us(lambda t=t: t.record_decision(decision, request, 0.001, {},
-                                                               snapshot=snapshot))))  # fmt: skip
+        rows.append((f"record_decision, batch span exporter, root ratio {ratio}", cost(t, {})))
         t.shutdown()
     bsp = BatchSpanProcessor(NullExporter(), max_queue_size=N * 2)
     t = telemetry([bsp], 0.1)
-    rows.append(("record_decision, batch span exporter, sampled traceparent",
-                 per_call_us(lambda: t.record_decision(decision, request, 0.001, headers,
-                                                       snapshot=snapshot))))  # fmt: skip
+    rows.append(("record_decision, batch span exporter, sampled traceparent", cost(t, headers)))
     t.shutdown()
 
     with tempfile.TemporaryDirectory() as tmp:
