@@ -34,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         ("eval", run_eval, "category accuracy, or APGR/CPT on strong/weak labelled data"),
     ):
         p = subparsers.add_parser(name, help=help_text)
-        p.set_defaults(handler=handler)
+        p.set_defaults(handler=handler, func=handler)
         _router_options(p)
         p.add_argument("--input", type=Path, required=True)
         if name == "score":
@@ -44,7 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
             p.add_argument("--holdout", type=int, default=None,
                            help="only rows in the held-out split (percent), as train keeps out")
     t = subparsers.add_parser("train", help="train a routing artefact (needs scikit-learn)")
-    t.set_defaults(handler=run_train)
+    t.set_defaults(handler=run_train, func=run_train)
     t.add_argument("--strategy", choices=STRATEGIES, required=True)
     t.add_argument("--data", type=Path, nargs="+", required=True, help="JSONL/CSV/JSON files")
     t.add_argument("--extra", type=Path, nargs="*", default=[],

@@ -104,3 +104,12 @@ def test_module_entry_point(tmp_path: Path) -> None:
     src.write_text(json.dumps({"id": 7, "prompt": "hello!"}) + "\n")
     assert main(["score", "--input", str(src), "--output", str(out)]) == 0
     assert json.loads(out.read_text())["id"] == 7
+
+
+def test_registered_in_the_routeiq_command(tmp_path: Path) -> None:
+    from extproc.cli import main as routeiq
+
+    src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    src.write_text(json.dumps({"id": "z", "prompt": "Write a bash script that counts lines."}))
+    assert routeiq(["score", "--input", str(src), "--output", str(out)]) == 0
+    assert json.loads(out.read_text())["category"] == "coding"
