@@ -161,19 +161,23 @@ class RuntimeHost:
 
         Raises ``ConfigError`` when the config cannot be loaded; the next call tries
         again, so fixing the file recovers without restarting the plugin server.
-        Building happens under a plain lock and never yields, so it is safe from
-        threads and greenlets alike.
+        The Runtime is built ON the loop thread, the thread that will run all its
+        work: native engines (regorus) must stay on the thread that made them, and
+        async clients belong to that loop. Builds are serialised by the loop itself,
+        so no lock is held while a greenlet waits (that could block gevent's hub).
         """
         settings = Settings(config_path=Path(config_path)) if config_path else Settings()
         key = settings.config_path.resolve()
         runtime = self._runtimes.get(key)
         if runtime is not None:
             return runtime
-        with self._lock:
-            runtime = self._runtimes.get(key)
-            if runtime is None:
-                runtime = self._runtimes[key] = Runtime.create(settings)
-            return runtime
+        return self.run(self._build(key, settings), None)
+
+    async def _build(self, key: Path, settings: Settings) -> Runtime:
+        runtime = self._runtimes.get(key)
+        if runtime is None:
+            runtime = self._runtimes[key] = Runtime.create(settings)
+        return runtime
 
     def close(self, timeout: float = 5.0) -> None:
         """Close every Runtime on the loop, then stop the loop thread."""

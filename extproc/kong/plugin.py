@@ -147,13 +147,16 @@ class RouteIQPlugin:
             self.last_pdk_calls = pdk.calls
 
     def _access(self, pdk: Pdk, started: float) -> None:
+        # The path is read first, before any possible refusal: in gevent mode kong-pdk
+        # 0.36 deadlocks the connection when kong.response.exit is the FIRST call of
+        # an event (Kong's follow-up Step and the handler's end both block on one channel).
+        path = pdk.get_path()
         runtime = self._current_runtime()
         if runtime is None:
             self._refuse(pdk, internal_error("RouteIQ has no valid configuration."))
             return
         snapshot = runtime.snapshot  # pinned: a reload never changes this request's answer
         spec = snapshot.spec
-        path = pdk.get_path()
         endpoint = match_endpoint(path, spec.path_prefix)
         method = pdk.get_method() if endpoint is not None else ""
         headers = pdk.get_headers()
