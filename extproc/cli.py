@@ -79,6 +79,13 @@ def _cmd_config_validate(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+def _cmd_config_docs(args: argparse.Namespace) -> int:
+    from extproc.config.reference import render_reference
+
+    sys.stdout.write(render_reference())
+    return 0
+
+
 def _cmd_explain(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
@@ -122,6 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     val.add_argument("file", help="RoutingConfig YAML")
     val.add_argument("--envoy", help="Envoy config whose routes must reach every backend")
     val.set_defaults(func=_cmd_config_validate)
+
+    docs = config_sub.add_parser("docs", help="print the configuration reference (Markdown)")
+    docs.set_defaults(func=_cmd_config_docs)
 
     exp = sub.add_parser("explain", help="print the full decision for a request body")
     exp.add_argument("--config", default="config/routeiq.yaml", help="RoutingConfig YAML")

@@ -4,13 +4,16 @@ One ``Runtime`` per server process (ext_proc server, Kong plugin server), create
 the adapter and passed down explicitly, never a module-level singleton. Swapping
 ``snapshot`` is a single reference assignment; readers take the reference once per
 request and keep it. Adapters call ``decide``, ``record_status`` and ``record_usage``
-(or ``on_response`` for both) and nothing below.
+(or ``on_response`` for both) and nothing below: metrics, spans and decision log
+lines are produced here, so every adapter reports the same way.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import Counter
+import time
+from collections import Counter, OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from extproc.api.openai import ParsedRequest
@@ -19,16 +22,22 @@ from extproc.config.settings import Settings
 from extproc.config.snapshot import Snapshot, build_snapshot
 from extproc.decide import decide
 from extproc.decision import Decision
+from extproc.decision_log import DecisionLog
 from extproc.state import StateStore, StateUnavailable, build_state_store
+from extproc.telemetry import DecisionRecord, Telemetry
+
+# Decisions waiting for their response's usage (bounded: a lost response must not leak).
+_PENDING_MAX = 10_000
 
 
 @dataclass(slots=True)
 class Stats:
-    """Plain counters for the few events that must never go unnoticed."""
+    """Plain counters for the few events that must never go unnoticed (also in metrics)."""
 
     errors: Counter[str] = field(default_factory=Counter)
 
     def count_error(self, kind: str) -> None:
+        """Counter only; prefer ``Runtime.count_error``, which also feeds the metric."""
         self.errors[kind] += 1
 
 
@@ -37,23 +46,69 @@ class Runtime:
     settings: Settings
     snapshot: Snapshot
     state: StateStore | None = None
+    telemetry: Telemetry | None = None
+    decision_log: DecisionLog | None = None
     stats: Stats = field(default_factory=Stats)
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("routeiq"))
+    _pending: OrderedDict[str, DecisionRecord] = field(default_factory=OrderedDict)
 
     @classmethod
-    def create(cls, settings: Settings) -> Runtime:
-        """Build the first snapshot (raises ``ConfigError``) and the process's state store."""
+    def create(cls, settings: Settings, *, instance: str | None = None) -> Runtime:
+        """Build the first snapshot (raises ``ConfigError``), state store and telemetry."""
         log = logging.getLogger("routeiq")
+        snapshot = build_snapshot(settings.config_path)
+        telemetry = Telemetry.from_settings(settings, instance=instance)
+        telemetry.set_config_version(snapshot.version)
+        decision_log = DecisionLog.from_settings(settings)
+        telemetry.watch_dropped(decision_log.dropped)
         return cls(
             settings=settings,
-            snapshot=build_snapshot(settings.config_path),
+            snapshot=snapshot,
             state=build_state_store(settings, logger=log),
+            telemetry=telemetry,
+            decision_log=decision_log,
             log=log,
         )
 
-    async def decide(self, request: ParsedRequest, snapshot: Snapshot | None = None) -> Decision:
-        """Decide under ``snapshot`` (the one the request pinned) or the current one."""
-        return await decide(request, snapshot or self.snapshot, state=self.state)
+    def count_error(self, kind: str) -> None:
+        self.stats.count_error(kind)
+        if self.telemetry is not None:
+            self.telemetry.record_error(kind)
+
+    async def decide(
+        self,
+        request: ParsedRequest,
+        snapshot: Snapshot | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Decision:
+        """Decide under ``snapshot`` (the one the request pinned) or the current one,
+        and report it (metrics, span, decision log)."""
+        snap = snapshot or self.snapshot
+        started = time.perf_counter()
+        decision = await decide(request, snap, state=self.state)
+        self.observe(decision, request, time.perf_counter() - started, snap, headers)
+        return decision
+
+    def observe(
+        self,
+        decision: Decision,
+        request: ParsedRequest | None,
+        elapsed_s: float,
+        snapshot: Snapshot,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """Report a decision made here or by an adapter (fail-open)."""
+        if self.telemetry is not None:
+            record = self.telemetry.record_decision(
+                decision, request, elapsed_s, headers if headers is not None else
+                (request.headers if request is not None else None), snapshot=snapshot,
+            )
+            if decision.accounting:
+                self._pending[decision.id] = record
+                if len(self._pending) > _PENDING_MAX:
+                    self._pending.popitem(last=False)
+        if self.decision_log is not None:
+            self.decision_log.log_decision(decision, request, elapsed_s)
 
     async def record_status(self, decision: Decision, status: int) -> None:
         """The upstream answered ``status`` (0: no answer): feeds backend health."""
@@ -63,22 +118,39 @@ class Runtime:
         try:
             await self.state.record_outcome(decision.backend, status, rule)
         except StateUnavailable:
-            self.stats.count_error("state_unavailable_health")
+            self.count_error("state_unavailable_health")
 
-    async def record_usage(self, decision: Decision, usage: Usage) -> None:
-        """Real usage is known: reconcile the budget charge made before the request."""
+    async def record_usage(self, decision: Decision, usage: Usage, status: int = 200) -> None:
+        """Real usage is known: reconcile the budget charge, report tokens."""
+        record = self._pending.pop(decision.id, None)
+        if self.telemetry is not None and record is not None:
+            self.telemetry.record_usage(record, usage, status=status)
+        if self.decision_log is not None:
+            self.decision_log.log_usage(decision.id, usage)
         if self.state is None or decision.reservation is None:
             return
         try:
             await self.state.reconcile(decision.reservation, usage.total_tokens)
         except StateUnavailable:
-            self.stats.count_error("state_unavailable_reconcile")
+            self.count_error("state_unavailable_reconcile")
 
     async def on_response(self, decision: Decision, status: int, usage: Usage | None) -> None:
         """Both at once, for adapters that see the response in one piece (Kong)."""
         await self.record_status(decision, status)
         if usage is not None:
-            await self.record_usage(decision, usage)
+            await self.record_usage(decision, usage, status)
+        else:
+            self._pending.pop(decision.id, None)
+
+    def swap(self, snapshot: Snapshot) -> None:
+        """Serve ``snapshot`` from now on (hot reload)."""
+        self.snapshot = snapshot
+
+    def reloaded(self, ok: bool) -> None:
+        if not ok:
+            self.count_error("config_reload_rejected")
+        if self.telemetry is not None:
+            self.telemetry.record_reload(ok, self.snapshot.version if ok else None)
 
     async def ready(self) -> dict[str, bool]:
         """Readiness: engines built and, when configured, shared state reachable."""
@@ -92,3 +164,7 @@ class Runtime:
         self.snapshot.close()
         if self.state is not None:
             await self.state.aclose()
+        if self.decision_log is not None:
+            self.decision_log.close()
+        if self.telemetry is not None:
+            self.telemetry.shutdown()

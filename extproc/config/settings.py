@@ -32,6 +32,12 @@ class Settings(BaseSettings):
         9180, ge=0, le=65535, description="Admin HTTP port: health, metrics, explain, config."
     )
     workers: int = Field(1, ge=1, le=64, description="Server processes sharing the gRPC port.")
+    worker_index: int | None = Field(
+        None, ge=0, description="Set by the supervisor in each worker (do not set by hand)."
+    )
+    run_dir: Path | None = Field(
+        None, description="Set by the supervisor: where workers put their metrics sockets."
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Log level of the process."
     )
@@ -63,6 +69,10 @@ class Settings(BaseSettings):
     )
     otel_exporter: Literal["none", "otlp"] = Field(
         "none", description="Trace/metric exporter besides the Prometheus endpoint."
+    )
+    otel_sample_ratio: float = Field(
+        1.0, ge=0, le=1,
+        description="Share of root traces kept; a caller's sampled traceparent always wins.",
     )
     otlp_endpoint: str = Field(
         "http://127.0.0.1:4317", description="OTLP collector endpoint when otel_exporter=otlp."

@@ -187,7 +187,11 @@ def start_envoy(
 def start_routeiq(
     config_path: Path, grpc_port: int, workdir: Path, env: Mapping[str, str] | None = None
 ) -> ManagedProcess:
-    """Start ``routeiq serve`` with this interpreter and wait for its gRPC port."""
+    """Start ``routeiq serve`` with this interpreter and wait for its gRPC port.
+
+    The admin port is a free one unless ``env`` names it (several servers may run).
+    """
+    env = {"ROUTEIQ_ADMIN_PORT": str(free_port()), **(env or {})}
     proc = ManagedProcess(
         [
             sys.executable,

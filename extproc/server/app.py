@@ -1,4 +1,10 @@
-"""Run the ext_proc gRPC server (and its health service) until SIGTERM/SIGINT."""
+"""Run the ext_proc gRPC server (health, admin, hot reload) until SIGTERM/SIGINT.
+
+One process (``workers == 1``) serves gRPC and the admin port itself. With
+``--workers N`` the supervisor (``extproc.server.workers``) starts N of these, each
+told its index: a worker serves gRPC and its metrics on a Unix socket, and the
+supervisor serves the one admin port.
+"""
 
 from __future__ import annotations
 
@@ -11,12 +17,14 @@ from grpc_health.v1 import health_pb2_grpc
 from extproc.config.settings import Settings
 from extproc.config.watcher import ConfigWatcher
 from extproc.runtime import Runtime
+from extproc.server.admin import AdminServer, local_metrics
 from extproc.server.health import Health
 from extproc.server.servicer import add_to_server
+from extproc.server.workers import Supervisor, metrics_socket
+from extproc.telemetry import WorkerMetricsServer
 
-# Envoy sends one message per phase; keep-alive pings let it notice a dead server fast.
 _GRPC_OPTIONS = [
-    ("grpc.so_reuseport", 1),
+    ("grpc.so_reuseport", 1),  # workers share the port
     ("grpc.keepalive_time_ms", 30_000),
     ("grpc.http2.max_pings_without_data", 0),
     ("grpc.max_receive_message_length", 64 * 1024 * 1024),
@@ -25,8 +33,10 @@ _GRPC_OPTIONS = [
 
 async def serve(settings: Settings) -> int:
     """Serve until a termination signal, then drain within the grace period; exit code."""
-    runtime = Runtime.create(settings)
-    snapshot = runtime.snapshot
+    if settings.workers > 1:
+        return await Supervisor(settings).run()
+    index = settings.worker_index
+    runtime = Runtime.create(settings, instance=None if index is None else f"worker-{index}")
     log = runtime.log
 
     server = grpc.aio.server(options=_GRPC_OPTIONS)
@@ -38,17 +48,28 @@ async def serve(settings: Settings) -> int:
         settings.uds_path.unlink(missing_ok=True)
         server.add_insecure_port(f"unix:{settings.uds_path}")
     await server.start()
+
+    admin: AdminServer | None = None
+    worker_metrics: WorkerMetricsServer | None = None
+    assert runtime.telemetry is not None
+    if index is None:
+        admin = AdminServer(runtime, metrics=local_metrics(runtime.telemetry), log=log)
+        await admin.start(settings.admin_host, settings.admin_port)
+    elif settings.run_dir is not None:
+        worker_metrics = WorkerMetricsServer(
+            runtime.telemetry.prometheus_text, metrics_socket(settings.run_dir, index)
+        )
+        await worker_metrics.start()
+
     watcher = None
     if settings.reload_interval_ms:
         watcher = ConfigWatcher(
             settings.config_path,
             lambda: runtime.snapshot,
-            lambda new: setattr(runtime, "snapshot", new),
+            runtime.swap,
             interval_s=settings.reload_interval_ms / 1000,
             debounce_s=settings.reload_debounce_ms / 1000,
-            on_result=lambda ok: (
-                runtime.stats.count_error("config_reload_rejected") if not ok else None
-            ),
+            on_result=runtime.reloaded,
             log=log,
         )
         watcher.start()
@@ -59,7 +80,7 @@ async def serve(settings: Settings) -> int:
         port,
         f" and unix:{settings.uds_path}" if settings.uds_path else "",
         settings.config_path,
-        snapshot.version,
+        runtime.snapshot.version,
     )
 
     stop = asyncio.Event()
@@ -72,6 +93,10 @@ async def serve(settings: Settings) -> int:
     if watcher is not None:
         await watcher.stop()
     await server.stop(settings.grace_period_s)
+    if admin is not None:
+        await admin.close()
+    if worker_metrics is not None:
+        await worker_metrics.close()
     await runtime.close()
     log.info("routeiq stopped")
     return 0

@@ -163,7 +163,7 @@ class Processor:
             )
         except ApiError as error:
             return m.immediate(error, "routeiq_bad_request")
-        decision = self.decision = await self.runtime.decide(parsed, self.snapshot)
+        decision = self.decision = await self.runtime.decide(parsed, self.snapshot, headers)
         if decision.outcome is Outcome.DENIED:
             assert decision.error is not None
             return m.immediate(decision.error, "routeiq_denied", decision.response_headers)
@@ -220,7 +220,7 @@ class Processor:
 
     async def _account(self, usage: Usage) -> None:
         assert self.decision is not None
-        await self.runtime.record_usage(self.decision, usage)
+        await self.runtime.record_usage(self.decision, usage, self._upstream_status)
 
     # -- failures ----------------------------------------------------------------------
 
@@ -243,6 +243,7 @@ class Processor:
         decision = self.decision = fail_open_decision(
             self.snapshot, self._parsed.model if self._parsed else "", "internal error, failed open"
         )
+        self.runtime.observe(decision, self._parsed, 0.0, self.snapshot, self._headers)
         if phase == "request_headers":
             return m.continue_request_headers(self._spoofed, _BUFFER_WITH_RESPONSE_MODE)
         return m.route_request_body(self._route_headers(decision), self._spoofed, None)

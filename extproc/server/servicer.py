@@ -35,7 +35,7 @@ class ExternalProcessor(pb_grpc.ExternalProcessorServicer):  # type: ignore[misc
             except Exception:
                 phase = request.WhichOneof("request")
                 self.runtime.log.exception("ext_proc phase %s failed", phase)
-                self.runtime.stats.count_error(f"servicer_{phase}")
+                self.runtime.count_error(f"servicer_{phase}")
                 response = processor.on_failure(phase)
             yield response
 
