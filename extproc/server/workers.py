@@ -58,7 +58,11 @@ class Supervisor:
     async def _spawn(self, index: int) -> None:
         env = {**os.environ, **worker_env(self.settings, index, self.run_dir)}
         self.procs[index] = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "extproc.cli", "serve", env=env,
+            sys.executable,
+            "-m",
+            "extproc.cli",
+            "serve",
+            env=env,
         )
 
     async def _watch(self, index: int) -> None:
@@ -104,12 +108,14 @@ class Supervisor:
         for p in self.procs.values():
             with contextlib.suppress(ProcessLookupError):
                 p.send_signal(signal.SIGTERM)
+        clean = True
         try:
             await asyncio.wait_for(
                 asyncio.gather(*(p.wait() for p in self.procs.values())),
                 self.settings.grace_period_s + 5,
             )
         except TimeoutError:
+            clean = False
             for p in self.procs.values():
                 with contextlib.suppress(ProcessLookupError):
                     p.kill()
@@ -117,5 +123,7 @@ class Supervisor:
             w.cancel()
         await admin.close()
         codes = [p.returncode for p in self.procs.values()]
-        log.info("routeiq workers stopped: %s", codes)
-        return 0 if all(c == 0 for c in codes) else 1
+        log.info("routeiq workers stopped: %s (%d restarts)", codes, self.restarts)
+        # Exit 0 when every worker stopped within the grace period; a worker that had died
+        # earlier (and was being replaced) was already logged and does not fail the stop.
+        return 0 if clean else 1
