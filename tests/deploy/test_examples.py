@@ -69,18 +69,6 @@ def test_example_builds_its_engines(path: Path) -> None:
         snapshot.close()
 
 
-def _cli_has_config_validate() -> bool:
-    result = subprocess.run(
-        [sys.executable, "-m", "extproc.cli", "config", "validate", "--help"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    return result.returncode == 0
-
-
-@pytest.mark.skipif(not _cli_has_config_validate(), reason="`routeiq config validate` not yet")
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.stem)
 def test_routeiq_config_validate_accepts_example(path: Path) -> None:
     result = subprocess.run(
