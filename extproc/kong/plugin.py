@@ -229,7 +229,7 @@ class RouteIQPlugin:
         try:
             return self.host.run(runtime.decide(parsed, snapshot), self.conf.timeout_ms / 1000)
         except Exception:
-            runtime.stats.count_error("kong_decide")
+            runtime.count_error("kong_decide")
             logger.exception("decide failed for %s", path)
             if snapshot.spec.failure_mode is FailureMode.OPEN:
                 return fail_open_decision(snapshot, parsed.model, "internal error, failed open")

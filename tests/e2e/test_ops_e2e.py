@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.fixtures.configs import write_config
+from tests.fixtures.configs import embedded_policy, write_config
 from tests.fixtures.stack import REPO, Backends, envoy_for, routeiq_server
 
 pytestmark = pytest.mark.e2e
@@ -28,10 +28,12 @@ def body(model: str, **extra: object) -> bytes:
     ).encode()
 
 
+@pytest.mark.parametrize("with_policy", [False, True], ids=["no-policy", "embedded-rego"])
 def test_reload_under_load_and_bad_config_kept_out(
-    workdir: Path, backends: Backends, tmp_path: Path
+    workdir: Path, backends: Backends, tmp_path: Path, with_policy: bool
 ) -> None:
-    config = write_config(tmp_path / "routeiq.yaml")
+    extra = {"policy": embedded_policy()} if with_policy else {}
+    config = write_config(tmp_path / "routeiq.yaml", **extra)
     with routeiq_server(config, workdir, FAST_RELOAD) as (proc, port):
         stack = envoy_for(REPO / "envoy" / "routeiq-fail-closed.yaml", workdir, port, backends)
         seen: list[tuple[int, str]] = []
