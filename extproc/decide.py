@@ -213,6 +213,11 @@ async def decide(
     if profile is not None:
         response_headers.append((PROFILE_OUT_HEADER, profile.value))
     upstream_headers = [(BACKEND_HEADER, backend.name), (DECISION_ID_HEADER, did)]
+    if classification is not None:  # also upstream: a proxy may copy them to the client
+        upstream_headers += [
+            (CATEGORY_HEADER, classification.category),
+            (TIER_HEADER, classification.tier),
+        ]
     if policy is not None:
         upstream_headers += policy.headers
         response_headers += policy.response_headers

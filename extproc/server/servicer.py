@@ -23,13 +23,17 @@ class ExternalProcessor(pb_grpc.ExternalProcessorServicer):  # type: ignore[misc
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
 
-    async def Process(
+    async def Process(  # noqa: N802 - the gRPC method name
         self,
         request_iterator: AsyncIterator[ProcessingRequest],
         context: grpc.aio.ServicerContext[ProcessingRequest, ProcessingResponse],
-    ) -> AsyncIterator[ProcessingResponse]:
+    ) -> None:
         processor = Processor(self.runtime)
-        async for request in request_iterator:
+        read, write, eof = context.read, context.write, grpc.aio.EOF
+        while True:
+            request = await read()
+            if request is eof:
+                return
             try:
                 response = await processor.handle(request)
             except Exception:
@@ -37,7 +41,7 @@ class ExternalProcessor(pb_grpc.ExternalProcessorServicer):  # type: ignore[misc
                 self.runtime.log.exception("ext_proc phase %s failed", phase)
                 self.runtime.count_error(f"servicer_{phase}")
                 response = processor.on_failure(phase)
-            yield response
+            await write(response)
 
 
 def add_to_server(server: grpc.aio.Server, runtime: Runtime) -> None:
