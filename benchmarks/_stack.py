@@ -19,21 +19,25 @@ REPO = Path(__file__).resolve().parents[1]
 ENVOY_TEMPLATE = REPO / "envoy" / "routeiq-fail-closed.yaml"
 CLUSTERS = ("demo_eco", "demo_premium", "demo_local", "litellm")
 
+HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3."
+ROUTER = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
+
 CHAT_RESPONSE = json.dumps(
     {
         "id": "chatcmpl-bench",
         "object": "chat.completion",
         "created": 0,
         "model": "bench",
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"},
-                     "finish_reason": "stop"}],
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}
+        ],
         "usage": {"prompt_tokens": 10, "completion_tokens": 1, "total_tokens": 11},
     }
 )
 
 
 def ensure_wrk() -> str:
-    """The wrk binary; installed from Debian when missing (the benchmark needs a real load generator)."""
+    """The wrk binary, installed from Debian when missing: a real load generator."""
     found = shutil.which("wrk")
     if found:
         return found
@@ -51,25 +55,52 @@ def start_upstream(workdir: Path) -> tuple[ManagedProcess, int]:
     port, admin = free_port(), free_port()
     config: dict[str, Any] = {
         "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin}}},
-        "static_resources": {"listeners": [{
-            "name": "upstream",
-            "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}},
-            "filter_chains": [{"filters": [{
-                "name": "envoy.filters.network.http_connection_manager",
-                "typed_config": {
-                    "@type": "type.googleapis.com/envoy.extensions.filters.network."
-                             "http_connection_manager.v3.HttpConnectionManager",
-                    "stat_prefix": "upstream",
-                    "route_config": {"virtual_hosts": [{
-                        "name": "all", "domains": ["*"],
-                        "routes": [{"match": {"prefix": "/"}, "direct_response": {
-                            "status": 200, "body": {"inline_string": CHAT_RESPONSE}}}],
-                    }]},
-                    "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {
-                        "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}],
-                },
-            }]}],
-        }]},
+        "static_resources": {
+            "listeners": [
+                {
+                    "name": "upstream",
+                    "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}},
+                    "filter_chains": [
+                        {
+                            "filters": [
+                                {
+                                    "name": "envoy.filters.network.http_connection_manager",
+                                    "typed_config": {
+                                        "@type": HCM + "HttpConnectionManager",
+                                        "stat_prefix": "upstream",
+                                        "route_config": {
+                                            "virtual_hosts": [
+                                                {
+                                                    "name": "all",
+                                                    "domains": ["*"],
+                                                    "routes": [
+                                                        {
+                                                            "match": {"prefix": "/"},
+                                                            "direct_response": {
+                                                                "status": 200,
+                                                                "body": {
+                                                                    "inline_string": CHAT_RESPONSE
+                                                                },
+                                                            },
+                                                        }
+                                                    ],
+                                                }
+                                            ]
+                                        },
+                                        "http_filters": [
+                                            {
+                                                "name": "envoy.filters.http.router",
+                                                "typed_config": {"@type": ROUTER},
+                                            }
+                                        ],
+                                    },
+                                }
+                            ]
+                        }
+                    ],
+                }
+            ]
+        },
     }
     return start_envoy(config, workdir, admin, concurrency=1), port
 
@@ -113,17 +144,33 @@ def _ms(text: str) -> float:
 
 
 def run_wrk(
-    wrk: str, url: str, body: str, headers: dict[str, str], workdir: Path,
-    connections: int = 16, seconds: int = 10, threads: int = 1,
+    wrk: str,
+    url: str,
+    body: str,
+    headers: dict[str, str],
+    workdir: Path,
+    connections: int = 16,
+    seconds: int = 10,
+    threads: int = 1,
 ) -> WrkResult:
     script = workdir / "post.lua"
     lines = ['wrk.method = "POST"', f"wrk.body = {json.dumps(body)}"]
     lines += [f'wrk.headers["{k}"] = "{v}"' for k, v in headers.items()]
     script.write_text("\n".join(lines) + "\n")
     out = subprocess.run(
-        [wrk, f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script),
-         url],
-        capture_output=True, text=True, check=True,
+        [
+            wrk,
+            f"-t{threads}",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--latency",
+            "-s",
+            str(script),
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     p50 = _ms(re.search(r"\s50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
@@ -131,7 +178,9 @@ def run_wrk(
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     return WrkResult(
-        rps, p50, p99,
+        rps,
+        p50,
+        p99,
         int(non2xx.group(1)) if non2xx else 0,
         sum(int(g) for g in errors.groups()) if errors else 0,
     )

@@ -24,9 +24,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _stack import REPO, ensure_wrk, proxy_config, run_wrk, start_upstream  # noqa: E402
+from _stack import REPO, ensure_wrk, proxy_config, run_wrk, start_upstream
 
-from extproc.demo.processes import free_port, start_envoy, start_routeiq, wait_for_port  # noqa: E402
+from extproc.demo.processes import free_port, start_envoy, start_routeiq, wait_for_port
 
 BODY = json.dumps(
     {

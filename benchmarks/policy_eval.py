@@ -120,8 +120,13 @@ def _agreement(n_per_variant: int) -> dict[str, str]:
         opa.add_data(dict(bundle.data))
         engines = {
             f"regorus {kind}": build_embedded(
-                bundle, QUERY, probe_inputs(bundle.data), deny_status=403, dry_run=False,
-                fail_open=False, evaluator=kind,
+                bundle,
+                QUERY,
+                probe_inputs(bundle.data),
+                deny_status=403,
+                dry_run=False,
+                fail_open=False,
+                evaluator=kind,
             )
             for kind in ("vm", "interpreter")
         }
@@ -167,8 +172,15 @@ def main() -> None:
     request, caller, _ = _request()
     detectors = Detectors()
     findings = detectors.scan_body(request.body)
-    doc = build_input(request, caller, host="gw", profile="auto", classification=None,
-                      limits=None, findings=findings)
+    doc = build_input(
+        request,
+        caller,
+        host="gw",
+        profile="auto",
+        classification=None,
+        limits=None,
+        findings=findings,
+    )
     rows: list[tuple[str, float, float]] = []
 
     spec = PolicySpec(engine="embedded", modules=("policies",), data=("policies/data",))
@@ -186,8 +198,12 @@ def main() -> None:
     for path, source in bundle.modules:
         opa.add_policy(path, source)
     opa.add_data(dict(bundle.data))
-    rows.append(("real OPA (Go, in process)", *_time(
-        lambda: opa.eval_document("routeiq.decision", doc), args.n // 2)))
+    rows.append(
+        (
+            "real OPA (Go, in process)",
+            *_time(lambda: opa.eval_document("routeiq.decision", doc), args.n // 2),
+        )
+    )
     regopy_run = _regopy_runner(bundle)
     if regopy_run is not None:
         # regopy's sprintf("%s") quotes strings and then emits JSON it cannot parse, which
@@ -196,21 +212,44 @@ def main() -> None:
         plain["attributes"]["request"]["http"]["headers"].pop("x-data-classification")
         plain["routeiq"]["findings"] = {}
         regopy_run(plain)
-        rows.append(("regopy (rego-cpp), query(), non-confidential",
-                     *_time(lambda: regopy_run(plain), 500)))
+        rows.append(
+            ("regopy (rego-cpp), query(), non-confidential", *_time(lambda: regopy_run(plain), 500))
+        )
 
     server = OpaServer.start()
     try:
-        rows.append(("remote OPA round trip (fixture, HTTP)",
-                     *asyncio.run(_remote(server.url, doc, args.remote_n))))
+        rows.append(
+            (
+                "remote OPA round trip (fixture, HTTP)",
+                *asyncio.run(_remote(server.url, doc, args.remote_n)),
+            )
+        )
     finally:
         server.stop()
 
-    rows.append(("build_input()", *_time(lambda: build_input(
-        request, caller, host="gw", profile="auto", classification=None, limits=None,
-        findings=findings), args.n)))
-    rows.append(("detectors, whole prompt (~1.6 KB)",
-                 *_time(lambda: detectors.scan_body(request.body), args.n)))
+    rows.append(
+        (
+            "build_input()",
+            *_time(
+                lambda: build_input(
+                    request,
+                    caller,
+                    host="gw",
+                    profile="auto",
+                    classification=None,
+                    limits=None,
+                    findings=findings,
+                ),
+                args.n,
+            ),
+        )
+    )
+    rows.append(
+        (
+            "detectors, whole prompt (~1.6 KB)",
+            *_time(lambda: detectors.scan_body(request.body), args.n),
+        )
+    )
     short = {"messages": [{"role": "user", "content": "What is the capital of France?"}]}
     rows.append(("detectors, short prompt", *_time(lambda: detectors.scan_body(short), args.n)))
 
@@ -220,8 +259,7 @@ def main() -> None:
         print(f"{name:48} {p50:9.1f} {p99:9.1f}")
     ratio = statistics.median([rows[2][1]]) / rows[0][1]
     print(f"regorus VM is {ratio:.1f}x faster than in-process OPA at p50")
-    print("agreement with real OPA on the differential corpus:",
-          json.dumps(_agreement(60)))
+    print("agreement with real OPA on the differential corpus:", json.dumps(_agreement(60)))
     vm.close()
     interp.close()
     opa.close()

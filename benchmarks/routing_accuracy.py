@@ -48,8 +48,10 @@ def embed_cached(emb: Embedder, texts: Sequence[str], cache: Path, tag: str) -> 
 
 def categories(args: argparse.Namespace) -> None:
     emb = load_embedder(args.manifest, args.model, args.max_tokens, keep=args.keep)
-    tag = (f"{sha256_file(args.manifest.parent / emb.model)}:{args.max_tokens}:{args.prefix}"
-           f":{args.keep}")
+    tag = (
+        f"{sha256_file(args.manifest.parent / emb.model)}:{args.max_tokens}:{args.prefix}"
+        f":{args.keep}"
+    )
     data = read_labelled([DATA / "llmrouter_query_train.jsonl"], raw_labels=True)
     options = EmbeddingText(max_tokens=args.max_tokens, keep=args.keep)
     base = tag.rsplit(":", 2)[0] + f"::{args.keep}"  # the same embedding without prefix
@@ -58,15 +60,16 @@ def categories(args: argparse.Namespace) -> None:
     if args.prefix:
         # A system prompt at serving time only (includeSystem=true, models built without):
         # the held-out prompts are embedded with the prefix, training ones without.
-        xp = embed_cached(emb, [cut(args.prefix + t, options) for t in data.texts],
-                          args.cache, tag)
+        xp = embed_cached(emb, [cut(args.prefix + t, options) for t in data.texts], args.cache, tag)
         x = np.where(test[:, None], xp, x)
     tasks = np.array(data.labels)
     cats = np.array([LLMROUTER_TASKS[t] for t in tasks])
     own = read_labelled([ROOT / "models" / "prompts.jsonl"], raw_labels=True)
     xo = embed_cached(emb, own.texts, args.cache, base + "own")
-    print(f"train {int((~test).sum())} test {int(test.sum())} ({emb.model}, maxTokens "
-          f"{args.max_tokens}, keep {args.keep}, prefix {args.prefix!r})")
+    print(
+        f"train {int((~test).sum())} test {int(test.sum())} ({emb.model}, maxTokens "
+        f"{args.max_tokens}, keep {args.keep}, prefix {args.prefix!r})"
+    )
 
     def report(
         name: str, model_scores: np.ndarray, classes: Sequence[str], truth: np.ndarray
@@ -82,19 +85,31 @@ def categories(args: argparse.Namespace) -> None:
     yc = list(cats[~test]) + list(own.labels)
     gc = list(tasks[~test]) + ["own"] * len(own.labels)
     m = fit_model("centroid", xc, yc, gc)
-    report("9 categories, centroid per source (shipped recipe)", m.scores(x[test]), m.classes,
-           cats[test])
+    report(
+        "9 categories, centroid per source (shipped recipe)",
+        m.scores(x[test]),
+        m.classes,
+        cats[test],
+    )
     m = fit_model("centroid", x[~test], list(cats[~test]), list(tasks[~test]))
-    report("6 categories, centroid per source, no own prompts", m.scores(x[test]), m.classes,
-           cats[test])
+    report(
+        "6 categories, centroid per source, no own prompts",
+        m.scores(x[test]),
+        m.classes,
+        cats[test],
+    )
     if args.trained:
         for strategy in ("knn", "linear", "svm", "mlp"):
             start = time.perf_counter()
             m = fit_model(strategy, xc, yc)
             report(f"9 categories, {strategy}", m.scores(x[test]), m.classes, cats[test])
             m = fit_model(strategy, x[~test], list(tasks[~test]))
-            report(f"14 tasks, {strategy} ({time.perf_counter() - start:.0f} s)",
-                   m.scores(x[test]), m.classes, tasks[test])
+            report(
+                f"14 tasks, {strategy} ({time.perf_counter() - start:.0f} s)",
+                m.scores(x[test]),
+                m.classes,
+                tasks[test],
+            )
 
 
 def strongweak(args: argparse.Namespace) -> None:
@@ -107,13 +122,19 @@ def strongweak(args: argparse.Namespace) -> None:
     x = embed_cached(emb, sw.texts, args.cache, tag)
     y = ["strong" if w < 0.5 else "weak" for w in sw.weak]
     groups = np.array(sw.groups)
-    print(f"{len(y)} prompts, {len(set(sw.groups))} subjects, strong {np.mean(sw.strong):.3f} "
-          f"weak {np.mean(sw.weak):.3f}")
+    print(
+        f"{len(y)} prompts, {len(set(sw.groups))} subjects, strong {np.mean(sw.strong):.3f} "
+        f"weak {np.mean(sw.weak):.3f}"
+    )
     for strategy in ("linear", "mlp", "knn", "centroid"):
         scores = np.zeros(len(y))
         for tr, te in GroupKFold(n_splits=5).split(x, y, groups):
-            m = fit_model(strategy, x[tr], [y[i] for i in tr],
-                          params={"C": 0.01} if strategy == "linear" else None)
+            m = fit_model(
+                strategy,
+                x[tr],
+                [y[i] for i in tr],
+                params={"C": 0.01} if strategy == "linear" else None,
+            )
             scores[te] = m.scores(x[te])[:, list(m.classes).index("strong")]
         r = strong_weak_report(list(scores), sw.strong, sw.weak)
         print(f"{strategy:10s} APGR {r.apgr:.4f} CPT(50%) {r.cpt50:.4f} CPT(80%) {r.cpt80:.4f}")
@@ -126,8 +147,10 @@ def strongweak(args: argparse.Namespace) -> None:
         m = fit_model(strategy, xd, yd, params={"C": 0.01} if strategy == "linear" else None)
         scores = m.scores(x)[:, list(m.classes).index("strong")]
         r = strong_weak_report(list(scores), sw.strong, sw.weak)
-        print(f"{'dc-' + strategy:10s} APGR {r.apgr:.4f} CPT(50%) {r.cpt50:.4f} "
-              f"CPT(80%) {r.cpt80:.4f}  (trained on dcrouter only)")
+        print(
+            f"{'dc-' + strategy:10s} APGR {r.apgr:.4f} CPT(50%) {r.cpt50:.4f} "
+            f"CPT(80%) {r.cpt80:.4f}  (trained on dcrouter only)"
+        )
     rng = np.random.default_rng(0)
     r = strong_weak_report(list(rng.random(len(y))), sw.strong, sw.weak)
     print(f"{'random':10s} APGR {r.apgr:.4f} CPT(50%) {r.cpt50:.4f} CPT(80%) {r.cpt80:.4f}")
@@ -151,8 +174,10 @@ def speed(args: argparse.Namespace) -> None:
                     emb.embed(text)
                     times.append((time.perf_counter() - start) * 1e3)
                 row.append(f"{np.percentile(times, 50):6.2f}")
-            print(f"{emb.model:18s} maxTokens {max_tokens:3d}  "
-                  f"p50 short {row[0]} ms  long {row[1]} ms")
+            print(
+                f"{emb.model:18s} maxTokens {max_tokens:3d}  "
+                f"p50 short {row[0]} ms  long {row[1]} ms"
+            )
 
 
 def main() -> None:

