@@ -6,7 +6,7 @@ symlink, which inotify watches on the file itself miss, and polling costs a few 
 reads per interval. A change must stay unchanged for the debounce time before a
 build starts (ConfigMap updates land as several file events).
 
-A new snapshot is built off the event loop, warmed on it (the embedded Rego engine
+A new snapshot is built off the event loop (or on it, for hosts that need that), warmed on it (the embedded Rego engine
 builds one evaluator per thread), and swapped in with one assignment. Streams in
 flight keep the snapshot they pinned; the old one is closed after a grace delay. A
 build that fails keeps the last good snapshot serving, logs why and counts it.
@@ -87,6 +87,7 @@ class ConfigWatcher:
         debounce_s: float = 0.5,
         on_result: Callable[[bool], None] | None = None,
         log: logging.Logger | None = None,
+        build_in_thread: bool = True,
     ) -> None:
         self.config_path = config_path
         self._current = current
@@ -94,6 +95,7 @@ class ConfigWatcher:
         self.interval_s = interval_s
         self.debounce_s = debounce_s
         self._on_result = on_result
+        self._build_in_thread = build_in_thread
         self._log = log or logging.getLogger("routeiq.reload")
         self._seen = fingerprint(config_path)
         self._task: asyncio.Task[None] | None = None
@@ -126,7 +128,10 @@ class ConfigWatcher:
     async def reload(self) -> bool:
         """Build, warm and swap now; True on success. Never raises for a bad config."""
         try:
-            snapshot = await asyncio.to_thread(build_snapshot, self.config_path)
+            if self._build_in_thread:
+                snapshot = await asyncio.to_thread(build_snapshot, self.config_path)
+            else:  # hosts whose native engines must be built on the serving thread (Kong)
+                snapshot = build_snapshot(self.config_path)
         except ConfigError as exc:
             return self._rejected(str(exc))
         except Exception as exc:  # a bug in a builder must not kill the watcher

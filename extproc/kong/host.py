@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from extproc.config.settings import Settings
+from extproc.config.watcher import ConfigWatcher
 from extproc.decision import Decision
 from extproc.runtime import Runtime
 
@@ -99,6 +100,7 @@ class RuntimeHost:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runtimes: dict[Path, Runtime] = {}
+        self._watchers: list[ConfigWatcher] = []
         self.pending = PendingDecisions()
 
     # -- the loop ---------------------------------------------------------------------
@@ -177,6 +179,21 @@ class RuntimeHost:
         runtime = self._runtimes.get(key)
         if runtime is None:
             runtime = self._runtimes[key] = Runtime.create(settings)
+            if settings.reload_interval_ms:
+                # Hot reload, as in the ext_proc server; snapshots are built on this loop
+                # thread (regorus under gevent must not be built on another thread).
+                watcher = ConfigWatcher(
+                    settings.config_path,
+                    lambda: runtime.snapshot,
+                    runtime.swap,
+                    interval_s=settings.reload_interval_ms / 1000,
+                    debounce_s=settings.reload_debounce_ms / 1000,
+                    on_result=runtime.reloaded,
+                    log=runtime.log,
+                    build_in_thread=False,
+                )
+                watcher.start()
+                self._watchers.append(watcher)
         return runtime
 
     def close(self, timeout: float = 5.0) -> None:
@@ -187,6 +204,9 @@ class RuntimeHost:
             for rt in runtimes:
                 asyncio.run(rt.close())
             return
+        for w in self._watchers:
+            asyncio.run_coroutine_threadsafe(w.stop(), loop).result(timeout)
+        self._watchers = []
         for rt in runtimes:
             asyncio.run_coroutine_threadsafe(rt.close(), loop).result(timeout)
         loop.call_soon_threadsafe(loop.stop)

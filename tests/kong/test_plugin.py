@@ -298,3 +298,24 @@ def test_upstream_failures_in_the_log_phase_cool_the_backend_down(
     rec = kong.request(iid, Request.chat("auto", easy))
     assert rec.exit is None
     assert rec.upstream_headers["x-routeiq-backend"] != backend, rec
+
+
+def test_config_change_is_picked_up_without_restart(
+    kong: Kong, config_copy: Callable[..., Path]
+) -> None:
+    import time
+
+    import yaml
+
+    path = config_copy()
+    inst = kong.start_instance(plugin_conf(path))
+    _routed_to(kong.request(inst, Request.chat("mini")), "eco")
+    doc = yaml.safe_load(path.read_text())
+    doc["spec"]["aliases"]["mini"] = "gpt-4o"  # re-point the alias at the premium backend
+    path.write_text(yaml.safe_dump(doc))
+    deadline = time.monotonic() + 15
+    backend = "eco"
+    while backend == "eco" and time.monotonic() < deadline:
+        time.sleep(0.2)
+        backend = kong.request(inst, Request.chat("mini")).upstream_headers["x-routeiq-backend"]
+    assert backend == "premium"
