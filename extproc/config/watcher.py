@@ -6,8 +6,9 @@ symlink, which inotify watches on the file itself miss, and polling costs a few 
 reads per interval. A change must stay unchanged for the debounce time before a
 build starts (ConfigMap updates land as several file events).
 
-A new snapshot is built off the event loop (or on it, for hosts that need that), warmed on it (the embedded Rego engine
-builds one evaluator per thread), and swapped in with one assignment. Streams in
+A new snapshot is built off the event loop (or on it, for hosts that need that),
+warmed on it (the embedded Rego engine builds one evaluator per thread), and swapped
+in with one assignment. Streams in
 flight keep the snapshot they pinned; the old one is closed after a grace delay. A
 build that fails keeps the last good snapshot serving, logs why and counts it.
 """
