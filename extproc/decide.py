@@ -103,7 +103,10 @@ async def decide(
     # -- may it pass? ---------------------------------------------------------------
     policy = None
     if snapshot.policy is not None:
-        policy = await evaluate_policy(snapshot, request, caller, ask, classification)
+        try:
+            policy = await evaluate_policy(snapshot, request, caller, ask, classification, state)
+        except StateUnavailable as exc:
+            return _denied(did, snapshot, request, exc, explain)
         explain["policy"] = policy.explain()
         if not policy.allowed:
             return _denied(did, snapshot, request, policy.api_error(), explain, policy.rule_ids)

@@ -15,6 +15,8 @@ from extproc.policy import PolicyResult, build_input
 from extproc.routing import Classification
 from extproc.routing.profiles import Profile, profile_from_header, profile_from_model
 from extproc.routing.selector import Constraints, Selection
+from extproc.state import StateStore
+from extproc.state.ratelimit import limits_document
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,10 +81,18 @@ async def evaluate_policy(
     caller: Caller,
     ask: Ask,
     classification: Classification | None,
+    state: StateStore | None,
 ) -> PolicyResult:
+    """Build the input document and evaluate it. ``StateUnavailable`` may escape (the
+    caller answers it like a budget check that could not be made)."""
     assert snapshot.policy is not None
     spec = snapshot.spec.policy
     findings = snapshot.detectors.scan_body(request.body) if snapshot.detectors else {}
+    limits = None
+    if spec.include_limits and state is not None:
+        buckets = snapshot.state_rules.buckets_for(caller, request.model, None)
+        if buckets:
+            limits = limits_document(await state.limit_status(buckets))
     doc = build_input(
         request,
         caller,
@@ -98,7 +108,7 @@ async def evaluate_policy(
             if classification is not None
             else None
         ),
-        limits=None,
+        limits=limits,
         findings=findings,
         include_raw_body=False,
         redact=spec.redact_headers,

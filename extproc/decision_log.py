@@ -301,6 +301,7 @@ class DecisionLog:
             "score": classification.get("score"),
             "strategy": decision.strategy,
             "variant": decision.variant,
+            "shadow": classification.get("shadow"),
             "outcome": decision.outcome.value,
             "status": error.status if error else None,
             "error_code": (error.code or error.type) if error else None,

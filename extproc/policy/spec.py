@@ -58,6 +58,8 @@ class PolicySpec(Spec):
       ``vm`` or ``interpreter`` force one.
     - ``detectors``: content detectors run over the prompt; their counts go to
       ``input.routeiq.findings``.
+    - ``includeLimits``: put the caller's budget levels in ``input.routeiq.limits``
+      (one read of the state store per request when limits are configured).
     """
 
     engine: Literal["none", "embedded", "opa"] = "none"
@@ -68,6 +70,7 @@ class PolicySpec(Spec):
     deny_status: int = Field(403, ge=400, le=599)
     dry_run: bool = False
     include_raw_body: bool = False
+    include_limits: bool = True
     evaluator: Literal["auto", "vm", "interpreter"] = "auto"
     detectors: tuple[DetectorKind, ...] = ALL_DETECTORS
     redact_headers: tuple[str, ...] = DEFAULT_REDACTED_HEADERS

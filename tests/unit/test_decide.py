@@ -147,3 +147,36 @@ async def test_missing_capability_for_explicit_model_is_400(snapshot: Snapshot) 
         snapshot,
     )
     assert d.error is not None and d.error.code == "unsupported_capability"
+
+
+async def test_policy_sees_the_callers_limits(tmp_path: Path) -> None:
+    """Limits from the YAML reach the policy input with their current levels."""
+    from extproc.state import MemoryStateStore
+
+    rego = tmp_path / "p.rego"
+    rego.write_text(
+        "package routeiq\n"
+        'default decision := {"allowed": true}\n'
+        'decision := {"allowed": false, "http_status": 429, "message": "low"} if {\n'
+        '  input.routeiq.limits["team-req"].requests_remaining < 2\n'
+        "}\n"
+    )
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        CONFIG
+        + "  policy: {engine: embedded, modules: [p.rego]}\n"
+        + "  state:\n    limits:\n"
+        + "      - {name: team-req, key: team, requestsPerWindow: 3, windowSeconds: 60}\n"
+    )
+    snapshot = build_snapshot(path, with_router=False)
+    store = MemoryStateStore()
+    try:
+        outcomes = []
+        for _ in range(3):
+            d = await decide(req({"model": "small-model"}, {"x-team": "t"}), snapshot, state=store)
+            outcomes.append(d.error.status if d.error else 200)
+        # 3 left, 2 left (allowed, both consume), then 1 left: the policy refuses first.
+        assert outcomes == [200, 200, 429]
+    finally:
+        snapshot.close()
+        await store.aclose()
