@@ -21,6 +21,7 @@ import hashlib
 import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
@@ -28,6 +29,9 @@ from extproc.config.errors import ConfigError
 from extproc.config.snapshot import Snapshot, build_snapshot
 from extproc.routing.router import resolve_models_dir
 from extproc.routing.spec import RoutingSpec
+
+if TYPE_CHECKING:
+    from extproc.runtime import Runtime
 
 # How long an old snapshot stays open for streams that pinned it.
 RETIRE_AFTER_S = 30.0
@@ -161,3 +165,22 @@ class ConfigWatcher:
             "config reload rejected, still serving version %s: %s", self._current().version, why
         )
         return False
+
+
+def watch_runtime(runtime: Runtime, *, build_in_thread: bool = True) -> ConfigWatcher | None:
+    """A started watcher that reloads ``runtime``'s config per its settings (None: off)."""
+    settings = runtime.settings
+    if not settings.reload_interval_ms:
+        return None
+    watcher = ConfigWatcher(
+        settings.config_path,
+        lambda: runtime.snapshot,
+        runtime.swap,
+        interval_s=settings.reload_interval_ms / 1000,
+        debounce_s=settings.reload_debounce_ms / 1000,
+        on_result=runtime.reloaded,
+        log=runtime.log,
+        build_in_thread=build_in_thread,
+    )
+    watcher.start()
+    return watcher

@@ -13,8 +13,6 @@ import socket
 import sys
 import tempfile
 import threading
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +21,7 @@ import yaml
 from extproc.demo.processes import (
     ManagedProcess,
     free_port,
+    http_post,
     patch_envoy_config,
     start_envoy,
     start_routeiq,
@@ -95,23 +94,6 @@ def _busy(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-def _post(
-    port: int, body: dict[str, Any] | bytes, headers: dict[str, str]
-) -> tuple[int, dict[str, str], bytes]:
-    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-    req = urllib.request.Request(
-        f"http://127.0.0.1:{port}{CHAT}",
-        data=raw,
-        headers={"content-type": "application/json", **headers},
-        method="POST",
-    )
-    try:
-        with urllib.request.urlopen(req, timeout=30) as r:
-            return r.status, {k.lower(): v for k, v in r.headers.items()}, r.read()
-    except urllib.error.HTTPError as e:
-        return e.code, {k.lower(): v for k, v in e.headers.items()}, e.read()
-
-
 def _describe(status: int, headers: dict[str, str], body: bytes) -> str:
     if status != 200:
         try:
@@ -169,7 +151,8 @@ def run_demo(repo: Path, once: bool = False) -> int:
 
         failures = 0
         for title, body, headers in SAMPLES:
-            status, got, raw = _post(ports["listener"], body, headers)
+            raw_body = body if isinstance(body, bytes) else json.dumps(body).encode()
+            status, got, raw = http_post(ports["listener"], CHAT, raw_body, headers)
             print(f"  {title:<24} {status}  {_describe(status, got, raw)}")
             failures += status >= 500
         print(f"\nlogs in {workdir}")

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from extproc.config.settings import Settings
-from extproc.config.watcher import ConfigWatcher
+from extproc.config.watcher import ConfigWatcher, watch_runtime
 from extproc.decision import Decision
 from extproc.runtime import Runtime
 
@@ -179,20 +179,10 @@ class RuntimeHost:
         runtime = self._runtimes.get(key)
         if runtime is None:
             runtime = self._runtimes[key] = Runtime.create(settings)
-            if settings.reload_interval_ms:
-                # Hot reload, as in the ext_proc server; snapshots are built on this loop
-                # thread (regorus under gevent must not be built on another thread).
-                watcher = ConfigWatcher(
-                    settings.config_path,
-                    lambda: runtime.snapshot,
-                    runtime.swap,
-                    interval_s=settings.reload_interval_ms / 1000,
-                    debounce_s=settings.reload_debounce_ms / 1000,
-                    on_result=runtime.reloaded,
-                    log=runtime.log,
-                    build_in_thread=False,
-                )
-                watcher.start()
+            # Hot reload, as in the ext_proc server; snapshots are built on this loop
+            # thread (regorus under gevent must not be built on another thread).
+            watcher = watch_runtime(runtime, build_in_thread=False)
+            if watcher is not None:
                 self._watchers.append(watcher)
         return runtime
 

@@ -15,7 +15,7 @@ import grpc
 from grpc_health.v1 import health_pb2_grpc
 
 from extproc.config.settings import Settings
-from extproc.config.watcher import ConfigWatcher
+from extproc.config.watcher import watch_runtime
 from extproc.runtime import Runtime
 from extproc.server.admin import AdminServer, local_metrics
 from extproc.server.health import Health
@@ -61,18 +61,7 @@ async def serve(settings: Settings) -> int:
         )
         await worker_metrics.start()
 
-    watcher = None
-    if settings.reload_interval_ms:
-        watcher = ConfigWatcher(
-            settings.config_path,
-            lambda: runtime.snapshot,
-            runtime.swap,
-            interval_s=settings.reload_interval_ms / 1000,
-            debounce_s=settings.reload_debounce_ms / 1000,
-            on_result=runtime.reloaded,
-            log=log,
-        )
-        watcher.start()
+    watcher = watch_runtime(runtime)
     await health.set_all(serving=True)
     log.info(
         "routeiq serving ext_proc on %s:%d%s, config %s version %s",
