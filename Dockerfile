@@ -20,10 +20,12 @@ WORKDIR /src
 RUN python -m venv /opt/venv
 COPY pyproject.toml ./
 COPY extproc ./extproc
-# Build the wheel, install it (serving dependencies only), then refuse an image that
+# Build the wheel, install it (serving dependencies only), restore opentelemetry-proto's
+# files (xds-protos overwrites them with older copies), then refuse an image that
 # pulled torch in, and drop pip/setuptools, which the runtime never needs.
 RUN /opt/venv/bin/pip wheel --no-deps --wheel-dir /dist . \
  && /opt/venv/bin/pip install /dist/routeiq-*.whl \
+ && /opt/venv/bin/pip install --no-deps --force-reinstall opentelemetry-proto==1.45.2 \
  && /opt/venv/bin/python -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('torch') is not None)" \
  && /opt/venv/bin/pip uninstall --yes pip setuptools
 

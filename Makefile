@@ -14,6 +14,9 @@ $(VENV)/.installed: pyproject.toml
 	# The real OPA engine (Go library via ctypes) for differential and remote-OPA tests;
 	# it declares Python >= 3.14 but works on 3.11.
 	$(PIP) install --no-deps --ignore-requires-python opa-golib-python-bindings==0.4.4
+	# xds-protos ships an old copy of the OpenTelemetry protos over opentelemetry-proto's
+	# files (same paths); put the real ones back so the OTLP exporter imports.
+	$(PIP) install --no-deps --force-reinstall opentelemetry-proto==1.45.2
 	touch $@
 
 # LiteLLM pins its own openai/pydantic versions: it gets a venv of its own.
