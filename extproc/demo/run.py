@@ -33,7 +33,7 @@ BACKENDS = {
     "demo_premium": ("premium", 18002),
     "demo_local": ("local", 18003),
 }
-DEFAULT_PORTS = {"listener": 10000, "admin": 9901, "routeiq": 50051}
+DEFAULT_PORTS = {"listener": 10000, "admin": 9901, "routeiq": 50051, "routeiq_admin": 9180}
 
 CHAT = "/v1/chat/completions"
 
@@ -138,8 +138,18 @@ def run_demo(repo: Path, once: bool = False) -> int:
             procs.append(proc)
             wait_for_port(backend_ports[cluster], 20, proc.proc)
         print(f"demo backends up: {', '.join(f'{c}:{p}' for c, p in backend_ports.items())}")
-        procs.append(start_routeiq(config, ports["routeiq"], workdir))
-        print(f"routeiq serving ext_proc on 127.0.0.1:{ports['routeiq']} ({config})")
+        procs.append(
+            start_routeiq(
+                config,
+                ports["routeiq"],
+                workdir,
+                {"ROUTEIQ_ADMIN_PORT": str(ports["routeiq_admin"])},
+            )
+        )
+        print(
+            f"routeiq serving ext_proc on 127.0.0.1:{ports['routeiq']} ({config}); "
+            f"admin http://127.0.0.1:{ports['routeiq_admin']} (/metrics, /v1/explain)"
+        )
         envoy_cfg = patch_envoy_config(
             yaml.safe_load(envoy_template.read_text()),
             listener_port=ports["listener"],
