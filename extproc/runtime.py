@@ -51,6 +51,7 @@ class Runtime:
     stats: Stats = field(default_factory=Stats)
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("routeiq"))
     _pending: OrderedDict[str, DecisionRecord] = field(default_factory=OrderedDict)
+    _policy_down: bool = False
 
     @classmethod
     def create(cls, settings: Settings, *, instance: str | None = None) -> Runtime:
@@ -61,10 +62,12 @@ class Runtime:
         telemetry.set_config_version(snapshot.version)
         decision_log = DecisionLog.from_settings(settings)
         telemetry.watch_dropped(decision_log.dropped)
+        state = build_state_store(settings, logger=log)
+        telemetry.watch_state(lambda: state.stats)
         return cls(
             settings=settings,
             snapshot=snapshot,
-            state=build_state_store(settings, logger=log),
+            state=state,
             telemetry=telemetry,
             decision_log=decision_log,
             log=log,
@@ -98,10 +101,27 @@ class Runtime:
         headers: Mapping[str, str] | None = None,
     ) -> None:
         """Report a decision made here or by an adapter (fail-open)."""
+        policy = decision.explain.get("policy") if decision.explain else None
+        down = bool(policy and policy.get("engine_unavailable"))
+        if down is not self._policy_down:  # one log line per outage, not per request
+            self._policy_down = down
+            if down:
+                self.log.warning(
+                    "%s; applying policy failureMode=%s",
+                    policy.get("reason") if policy else "policy engine unavailable",
+                    snapshot.spec.policy.failure_mode,
+                )
+            else:
+                self.log.warning("policy engine answering again")
         if self.telemetry is not None:
             record = self.telemetry.record_decision(
-                decision, request, elapsed_s, headers if headers is not None else
-                (request.headers if request is not None else None), snapshot=snapshot,
+                decision,
+                request,
+                elapsed_s,
+                headers
+                if headers is not None
+                else (request.headers if request is not None else None),
+                snapshot=snapshot,
             )
             if decision.accounting:
                 self._pending[decision.id] = record

@@ -36,6 +36,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from extproc.api.openai import ParsedRequest
 from extproc.api.usage import Usage, usage_from_object
 from extproc.decision import Decision, Outcome
+from extproc.state.types import StateStats
 from extproc.telemetry.metrics import Instruments, build_instruments, build_meter_provider
 from extproc.telemetry.prometheus import PrometheusTextReader
 from extproc.telemetry.tracing import (
@@ -89,8 +90,12 @@ class Telemetry:
         self._root = Context()  # parent of spans without a traceparent: no ambient context
         self._config_version: str | None = None
         self._log_dropped: Callable[[], int] = lambda: 0
+        self._state_stats: Callable[[], StateStats | None] = lambda: None
         self.instruments: Instruments = build_instruments(
-            self.meter_provider, lambda: self._config_version, lambda: self._log_dropped()
+            self.meter_provider,
+            lambda: self._config_version,
+            lambda: self._log_dropped(),
+            lambda: self._state_stats(),
         )
         # Attribute dicts per label combination, built once: the SDK hashes them per call.
         self._attrs: dict[tuple[str, ...], Mapping[str, str]] = {}
@@ -287,10 +292,6 @@ class Telemetry:
         """An internal error (``kind`` from a fixed set: ``decide``, ``phase``...)."""
         self.instruments.errors.add(1, self._labels("e", kind))
 
-    def record_state_fallback(self, kind: str) -> None:
-        """The shared state store failed and local state answered (``kind``: operation)."""
-        self.instruments.state_fallbacks.add(1, self._labels("f", kind))
-
     def record_reload(self, ok: bool, version: str | None = None) -> None:
         """A config reload attempt; on success ``version`` becomes the served version."""
         self.instruments.reloads.add(1, self._labels("l", "success" if ok else "failure"))
@@ -300,6 +301,10 @@ class Telemetry:
     def set_config_version(self, version: str) -> None:
         """The version served (``routeiq_config_info``); call once at start-up."""
         self._config_version = version
+
+    def watch_state(self, stats: Callable[[], StateStats | None]) -> None:
+        """Export the state store's ``StateStats`` (outages, fallbacks, degraded...)."""
+        self._state_stats = stats
 
     def watch_dropped(self, dropped: Callable[[], int]) -> None:
         """Export ``dropped()`` (e.g. ``DecisionLog.dropped``) as the dropped-lines counter."""

@@ -20,6 +20,8 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader
 from opentelemetry.sdk.resources import Resource
 
+from extproc.state.types import StateStats
+
 # Decision latency lives between 50 µs (explicit model) and tens of ms (remote OPA,
 # embedding a long prompt); 2.5 s catches a stuck dependency.
 LATENCY_BUCKETS_S: tuple[float, ...] = (
@@ -43,7 +45,6 @@ class Instruments:
     denials: Counter
     errors: Counter
     token_usage: Histogram
-    state_fallbacks: Counter
     reloads: Counter
 
 
@@ -59,9 +60,33 @@ def build_instruments(
     provider: MeterProvider,
     config_version: Callable[[], str | None],
     log_dropped: Callable[[], int],
+    state_stats: Callable[[], StateStats | None] = lambda: None,
 ) -> Instruments:
-    """Create the instruments; the two callbacks feed the observable ones at collection."""
+    """Create the instruments; the callbacks feed the observable ones at collection."""
     meter = provider.get_meter(METER_NAME)
+
+    def _state(field: str) -> Callable[[CallbackOptions], Iterable[Observation]]:
+        def observe(_: CallbackOptions) -> Iterable[Observation]:
+            stats = state_stats()
+            return [] if stats is None else [Observation(int(getattr(stats, field)))]
+
+        return observe
+
+    # The shared state store's own counters (see extproc.state.StateStats): a Redis
+    # outage is visible as a metric even though no request fails (fail-open).
+    for field, kind, unit, text in (
+        ("outages", "counter", "{outage}", "Shared state store outages (healthy -> down)."),
+        ("fallback_calls", "counter", "{call}", "State calls answered locally (fail-open)."),
+        ("refused_unavailable", "counter", "{call}", "State calls refused (fail-closed)."),
+        ("errors", "counter", "{error}", "Failed calls to the shared state store."),
+        ("degraded", "gauge", "1", "1 while serving without the shared state store."),
+    ):
+        create = (
+            meter.create_observable_counter
+            if kind == "counter"
+            else (meter.create_observable_gauge)
+        )
+        create(f"routeiq.state.{field}", [_state(field)], unit=unit, description=text)
 
     def _config_info(_: CallbackOptions) -> Iterable[Observation]:
         version = config_version()
@@ -112,11 +137,6 @@ def build_instruments(
             unit="{token}",
             description="Tokens used per response, by type (input/output) and model.",
             explicit_bucket_boundaries_advisory=TOKEN_BUCKETS,
-        ),
-        state_fallbacks=counter(
-            "routeiq.state.fallbacks",
-            "{operation}",
-            "State operations served from local state because the shared store failed.",
         ),
         reloads=counter(
             "routeiq.config.reloads", "{reload}", "Config reloads, by result (success/failure)."

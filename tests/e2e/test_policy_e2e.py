@@ -97,7 +97,7 @@ def test_remote_opa_down(
             "failureMode": failure_mode,
         }
         config = write_config(tmp_path / "c.yaml", policy=policy)
-        with routeiq_server(config, workdir) as (_, port):
+        with routeiq_server(config, workdir) as (proc, port):
             stack = envoy_for(REPO / "envoy" / "routeiq-fail-closed.yaml", workdir, port, backends)
             try:
                 ok = stack.post(CHAT, chat("gpt-4o"), {"x-team": "research"})
@@ -111,6 +111,11 @@ def test_remote_opa_down(
                 else:
                     assert status == 503
                     assert json.loads(body)["error"]["code"] == "policy_unavailable"
+                stack.post(CHAT, chat("gpt-4o"), {"x-team": "support"})
+                log = proc.output()
+                assert (
+                    log.count("WARNING routeiq policy engine unavailable") == 1
+                )  # once per outage
             finally:
                 stack.envoy.stop()
     finally:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +21,7 @@ import openai
 import pytest
 import redis
 
+from extproc.demo.processes import free_port
 from tests.fixtures.configs import write_config
 from tests.fixtures.redis_server import RedisServer
 from tests.fixtures.stack import LITELLM_KEY, REPO, Backends, EnvoyStack, envoy_for, routeiq_server
@@ -54,6 +56,19 @@ def chat(model: str, text: str, **extra: object) -> bytes:
     return json.dumps(
         {"model": model, "messages": [{"role": "user", "content": text}], **extra}
     ).encode()
+
+
+def scrape(admin_port: int, name: str) -> float:
+    """One sample's value from the admin port's /metrics."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name:
+                return float(sample.value)
+    raise AssertionError(f"{name} not in /metrics")
 
 
 def redis_env(server: RedisServer, mode: str = "open") -> dict[str, str]:
@@ -182,48 +197,63 @@ def test_redis_outage_and_recovery(
     config = write_config(tmp_path / "c.yaml", state=STATE)
     team = f"team-{uuid.uuid4().hex[:8]}"
     body = chat("gpt-4o-mini", "hello")
-    with (
-        RedisServer() as server,
-        routeiq_server(config, workdir, redis_env(server, mode)) as (
-            _,
-            port,
-        ),
-    ):
+    admin = free_port()
+    with RedisServer() as server:
         server.start()
-        stack = envoy_for(REPO / "envoy" / "routeiq-fail-closed.yaml", workdir, port, backends)
-        results: list[tuple[float, int]] = []
-        stop = threading.Event()
+        env = {**redis_env(server, mode), "ROUTEIQ_ADMIN_PORT": str(admin)}
+        with routeiq_server(config, workdir, env) as (_, port):
+            run_outage(server, port, admin, workdir, backends, mode, team, body)
 
-        def load() -> None:
-            while not stop.is_set():
-                started = time.monotonic()
-                status = stack.post(CHAT, body)[0]  # no team: affinity keys only
-                results.append((time.monotonic() - started, status))
-                time.sleep(0.02)
 
-        thread = threading.Thread(target=load)
-        try:
-            assert stack.post(CHAT, body, {"x-team": team})[0] == 200
-            thread.start()
-            time.sleep(0.3)
-            server.kill()
-            time.sleep(0.5)
-            status, _, raw = stack.post(CHAT, body, {"x-team": team})
-            if mode == "open":
-                assert status == 200
-            else:
-                assert status == 503
-                assert json.loads(raw)["error"]["code"] == "state_unavailable"
-            server.start()
-            time.sleep(1.5)  # the recovery probe runs every 0.5 s
-            assert stack.post(CHAT, body, {"x-team": team})[0] == 200
-            with redis.Redis(port=server.port) as r:  # counters resumed in the new Redis
-                assert r.keys("routeiq:*")
-        finally:
-            stop.set()
-            thread.join(10)
-            stack.envoy.stop()
-        assert len(results) > 10
-        assert max(elapsed for elapsed, _ in results) < 2.0  # nothing hung
-        allowed = {200} if mode == "open" else {200, 503}
-        assert {status for _, status in results} <= allowed
+def run_outage(
+    server: RedisServer,
+    port: int,
+    admin: int,
+    workdir: Path,
+    backends: Backends,
+    mode: str,
+    team: str,
+    body: bytes,
+) -> None:
+    """Kill Redis under load, check the failure mode and the metrics, restart it."""
+    stack = envoy_for(REPO / "envoy" / "routeiq-fail-closed.yaml", workdir, port, backends)
+    results: list[tuple[float, int]] = []
+    stop = threading.Event()
+
+    def load() -> None:
+        while not stop.is_set():
+            started = time.monotonic()
+            status = stack.post(CHAT, body)[0]  # no team: affinity keys only
+            results.append((time.monotonic() - started, status))
+            time.sleep(0.02)
+
+    thread = threading.Thread(target=load)
+    try:
+        assert stack.post(CHAT, body, {"x-team": team})[0] == 200
+        thread.start()
+        time.sleep(0.3)
+        server.kill()
+        time.sleep(0.5)
+        status, _, raw = stack.post(CHAT, body, {"x-team": team})
+        if mode == "open":
+            assert status == 200
+        else:
+            assert status == 503
+            assert json.loads(raw)["error"]["code"] == "state_unavailable"
+        # The outage is a metric, not only a log line.
+        assert scrape(admin, "routeiq_state_outages_total") >= 1
+        assert scrape(admin, "routeiq_state_degraded") == 1
+        server.start()
+        time.sleep(1.5)  # the recovery probe runs every 0.5 s
+        assert stack.post(CHAT, body, {"x-team": team})[0] == 200
+        with redis.Redis(port=server.port) as r:  # counters resumed in the new Redis
+            assert r.keys("routeiq:*")
+        assert scrape(admin, "routeiq_state_degraded") == 0
+    finally:
+        stop.set()
+        thread.join(10)
+        stack.envoy.stop()
+    assert len(results) > 10
+    assert max(elapsed for elapsed, _ in results) < 2.0  # nothing hung
+    allowed = {200} if mode == "open" else {200, 503}
+    assert {status for _, status in results} <= allowed

@@ -9,6 +9,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from extproc.decision import Decision, Outcome
 from extproc.runtime import Runtime
+from extproc.state.types import StateStats
 from extproc.telemetry import merge_exposition
 from tests.ops.conftest import Captured, chat
 
@@ -186,14 +187,14 @@ def test_event_counters(captured: Captured) -> None:
     t.record_reload(False)
     t.record_reload(False)
     t.record_error("decide")
-    t.record_state_fallback("consume")
+    t.watch_state(lambda: StateStats(outages=2, fallback_calls=5, degraded=True))
     t.watch_dropped(lambda: 7)
     reloads = {p.attributes["result"]: p.value for p in captured.points("routeiq.config.reloads")}
     assert reloads == {"success": 1, "failure": 2}
     assert [p.value for p in captured.points("routeiq.errors")] == [1]
-    assert [dict(p.attributes) for p in captured.points("routeiq.state.fallbacks")] == [
-        {"kind": "consume"}
-    ]
+    assert [p.value for p in captured.points("routeiq.state.outages")] == [2]
+    assert [p.value for p in captured.points("routeiq.state.fallback_calls")] == [5]
+    assert [p.value for p in captured.points("routeiq.state.degraded")] == [1]
     assert [dict(p.attributes) for p in captured.points("routeiq.config.info")] == [
         {"version": "v2"}
     ]
