@@ -86,8 +86,12 @@ async def decide(
     started = time.perf_counter()
     did = decision_id or new_decision_id()
     spec = snapshot.spec
-    caller: Caller = identify(request.headers, spec.identity, request.user)
-    explain: dict[str, Any] = {"caller": caller.as_dict(), "requested_model": request.model}
+    explain: dict[str, Any] = {"requested_model": request.model}
+    try:
+        caller: Caller = identify(request.headers, spec.identity, request.user, snapshot.jwt)
+    except ApiError as error:  # a bearer token that does not verify
+        return _denied(did, snapshot, request, error, explain)
+    explain["caller"] = caller.as_dict()
 
     ask = resolve(snapshot, request.model, request.headers)
     if isinstance(ask, ApiError):

@@ -71,7 +71,9 @@ class Settings(BaseSettings):
         "none", description="Trace/metric exporter besides the Prometheus endpoint."
     )
     otel_sample_ratio: float = Field(
-        1.0, ge=0, le=1,
+        1.0,
+        ge=0,
+        le=1,
         description="Share of root traces kept; a caller's sampled traceparent always wins.",
     )
     otlp_endpoint: str = Field(

@@ -17,6 +17,7 @@ from types import MappingProxyType
 import yaml
 from pydantic import ValidationError
 
+from extproc.api.jwt_auth import JwtVerifier
 from extproc.config.errors import ConfigError
 from extproc.config.schema import Backend, RoutingConfig, RoutingConfigSpec, ServedModel
 from extproc.policy import Detectors, PolicyEngine, build_policy_engine
@@ -44,6 +45,7 @@ class Snapshot:
     detectors: Detectors | None  # content detectors feeding the policy input
     router: Router | None  # None only in tools that skip model loading
     state_rules: StateRules
+    jwt: JwtVerifier | None = None  # verifies bearer tokens when identity.jwt is set
 
     @property
     def spec(self) -> RoutingConfigSpec:
@@ -131,7 +133,8 @@ def build_snapshot(
     spec = config.spec
     backends = {b.name: b for b in spec.backends}
     default = backends[spec.default_backend] if spec.default_backend else spec.backends[0]
-    files = _referenced_files(base_dir, (*spec.policy.modules, *spec.policy.data))
+    keys = spec.identity.jwt.public_keys if spec.identity.jwt else ()
+    files = _referenced_files(base_dir, (*spec.policy.modules, *spec.policy.data, *keys))
 
     policy = None
     detectors = None
@@ -151,4 +154,5 @@ def build_snapshot(
         detectors=detectors,
         router=router,
         state_rules=compile_state_rules(spec.state),
+        jwt=JwtVerifier(spec.identity.jwt, base_dir) if spec.identity.jwt else None,
     )

@@ -65,7 +65,9 @@ def fingerprint(config_path: Path) -> str:
         spec = doc.get("spec", {}) if isinstance(doc, dict) else {}
         policy = spec.get("policy") or {}
         base = config_path.resolve().parent
-        for f in _files_under(base, [*policy.get("modules", []), *policy.get("data", [])]):
+        keys = ((spec.get("identity") or {}).get("jwt") or {}).get("publicKeys", [])
+        referenced = [*policy.get("modules", []), *policy.get("data", []), *keys]
+        for f in _files_under(base, referenced):
             digest.update(str(f).encode())
             digest.update(f.read_bytes())
         routing = RoutingSpec.model_validate(spec.get("routing") or {})

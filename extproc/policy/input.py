@@ -93,7 +93,7 @@ def build_input(
             "tool_count": request.tool_count,
             "message_count": request.message_count,
             "has_images": request.has_images,
-            "caller": caller.as_dict(),
+            "caller": {**caller.as_dict(), "claims": caller.claims},
             "classification": dict(classification) if classification is not None else None,
             "limits": dict(limits) if limits is not None else None,
             "findings": dict(findings),

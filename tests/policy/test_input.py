@@ -40,7 +40,8 @@ def test_shape_and_redaction() -> None:
     rq = doc["routeiq"]
     assert rq["model"] == "gpt-4o" and rq["max_tokens"] == 50 and rq["stream"] is True
     assert rq["tool_count"] == 1 and rq["prompt_tokens"] > 0
-    assert rq["caller"] == caller.as_dict() and rq["caller"]["team"] == "research"
+    assert rq["caller"] == {**caller.as_dict(), "claims": None}
+    assert rq["caller"]["team"] == "research"
     assert rq["classification"]["tier"] == "premium" and rq["limits"] is None
     assert rq["findings"] == {"email": 1}
     # no credential anywhere in the document; the hash matches the caller's key hash
