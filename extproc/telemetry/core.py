@@ -191,9 +191,23 @@ class Telemetry:
     def _record_timings(self, explain: Mapping[str, Any]) -> None:
         classification = explain.get("classification")
         if isinstance(classification, Mapping):
+            strategy = str(classification.get("strategy") or "unknown")
+            self.instruments.classifications.add(
+                1,
+                self._labels(
+                    "c",
+                    strategy,
+                    str(classification.get("variant") or "none"),
+                    str(classification.get("category") or "unknown"),
+                ),
+            )
+            shadow = classification.get("shadow")
+            if isinstance(shadow, Mapping) and shadow.get("disagrees"):
+                self.instruments.shadow_disagreements.add(
+                    1, self._labels("x", strategy, str(shadow.get("strategy") or "unknown"))
+                )
             embed_ms = classification.get("embed_ms")
             if isinstance(embed_ms, int | float) and embed_ms > 0:
-                strategy = str(classification.get("strategy") or "unknown")
                 self.instruments.embedding_duration.record(
                     embed_ms / 1000, self._labels("s", strategy)
                 )
@@ -335,4 +349,6 @@ _LABEL_NAMES: Mapping[str, tuple[str, ...]] = MappingProxyType({
     "e": ("kind",),
     "f": ("kind",),
     "l": ("result",),
+    "c": ("strategy", "variant", "category"),
+    "x": ("strategy", "shadow_strategy"),
 })  # fmt: skip

@@ -46,6 +46,8 @@ class Instruments:
     errors: Counter
     token_usage: Histogram
     reloads: Counter
+    classifications: Counter
+    shadow_disagreements: Counter
 
 
 def build_meter_provider(
@@ -140,5 +142,15 @@ def build_instruments(
         ),
         reloads=counter(
             "routeiq.config.reloads", "{reload}", "Config reloads, by result (success/failure)."
+        ),
+        classifications=counter(
+            "routeiq.classifications",
+            "{request}",
+            "Classified requests by strategy, experiment variant and category (A/B arms).",
+        ),
+        shadow_disagreements=counter(
+            "routeiq.shadow.disagreements",
+            "{request}",
+            "Requests where the shadow strategy chose another tier or category.",
         ),
     )

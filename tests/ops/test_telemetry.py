@@ -235,3 +235,35 @@ def test_failed_open_span_is_an_error(captured: Captured) -> None:
     (span,) = captured.spans.get_finished_spans()
     assert span.status.status_code.name == "ERROR"
     assert span.name == "routeiq.decide chat"
+
+
+def test_experiment_arms_and_shadow_disagreements_are_counted(captured: Captured) -> None:
+    def decision(variant: str, disagrees: bool) -> Decision:
+        shadow = {"strategy": "knn", "category": "chat", "tier": "eco", "disagrees": disagrees}
+        return Decision(
+            id="d",
+            outcome=Outcome.ROUTED,
+            config_version="v",
+            requested_model="auto",
+            backend="eco",
+            explain={
+                "classification": {
+                    "strategy": variant,
+                    "variant": variant,
+                    "category": "coding",
+                    "embed_ms": 1.0,
+                    "shadow": shadow,
+                }
+            },
+        )
+
+    t = captured.telemetry
+    t.record_decision(decision("centroid", True), None, 0.001)
+    t.record_decision(decision("centroid", False), None, 0.001)
+    t.record_decision(decision("mlp", True), None, 0.001)
+    arms = {p.attributes["variant"]: p.value for p in captured.points("routeiq.classifications")}
+    assert arms == {"centroid": 2, "mlp": 1}
+    shadow = {
+        p.attributes["strategy"]: p.value for p in captured.points("routeiq.shadow.disagreements")
+    }
+    assert shadow == {"centroid": 1, "mlp": 1}
