@@ -201,7 +201,7 @@ def test_extproc_down(workdir: Path, backends: Backends, fail_open: bool) -> Non
             status, headers, _ = stack.post(CHAT, body)
             assert (status, headers["x-demo-backend"]) == (200, "premium")
             proc.stop()
-            status, headers, _ = stack.post(CHAT, body, {"x-routeiq-cluster": "demo_premium"})
+            status, headers, raw = stack.post(CHAT, body, {"x-routeiq-cluster": "demo_premium"})
             if fail_open:
                 # Through, unprocessed, on the default route: the spoofed header did not count.
                 assert status == 200
@@ -210,5 +210,10 @@ def test_extproc_down(workdir: Path, backends: Backends, fail_open: bool) -> Non
             else:
                 assert status == 500
                 assert "x-demo-backend" not in headers
+                # Envoy's own reply, in OpenAI's error format (local_reply_config).
+                assert headers["content-type"] == "application/json"
+                error = json.loads(raw)["error"]
+                assert error["type"] == "proxy_error"
+                assert error["code"].startswith("ext_proc_error")
         finally:
             stack.envoy.stop()
