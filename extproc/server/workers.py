@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -122,6 +123,7 @@ class Supervisor:
         for w in watchers:
             w.cancel()
         await admin.close()
+        shutil.rmtree(self.run_dir, ignore_errors=True)
         codes = [p.returncode for p in self.procs.values()]
         log.info("routeiq workers stopped: %s (%d restarts)", codes, self.restarts)
         # Exit 0 when every worker stopped within the grace period; a worker that had died

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import tempfile
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -97,7 +98,8 @@ def test_two_workers_share_the_port(workdir: Path, backends: Backends, tmp_path:
         from extproc.telemetry import scrape_worker
 
         run_dir = max(
-            Path("/tmp").glob("routeiq-workers-*/worker-0.sock"), key=lambda p: p.stat().st_mtime
+            Path(tempfile.gettempdir()).glob("routeiq-workers-*/worker-0.sock"),
+            key=lambda p: p.stat().st_mtime,
         ).parent
         per_worker = []
         for i in range(2):
