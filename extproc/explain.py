@@ -1,4 +1,8 @@
-"""``routeiq explain``: the full decision for one request body, nothing forwarded."""
+"""``routeiq explain``: the full decision for one request body, nothing forwarded.
+
+Same view as the admin port's ``POST /v1/explain``; without a state store, so no
+budget is charged and no session pinned.
+"""
 
 from __future__ import annotations
 
@@ -9,38 +13,7 @@ from extproc.api.errors import ApiError
 from extproc.api.openai import Endpoint, match_endpoint, parse_request
 from extproc.config.snapshot import Snapshot
 from extproc.decide import decide
-from extproc.decision import Decision
-
-
-def decision_document(decision: Decision) -> dict[str, Any]:
-    """A JSON-ready view of a decision (what admin ``/v1/explain`` and the CLI print)."""
-    doc: dict[str, Any] = {
-        "decision_id": decision.id,
-        "outcome": decision.outcome.value,
-        "config_version": decision.config_version,
-        "requested_model": decision.requested_model,
-        "profile": decision.profile,
-        "backend": decision.backend,
-        "cluster": decision.cluster,
-        "upstream_model": decision.upstream_model,
-        "fallbacks": list(decision.fallbacks),
-        "category": decision.category,
-        "tier": decision.tier,
-        "strategy": decision.strategy,
-        "variant": decision.variant,
-        "reasons": list(decision.reasons),
-        "rule_ids": list(decision.rule_ids),
-        "upstream_headers": dict(decision.upstream_headers),
-        "response_headers": dict(decision.response_headers),
-        "explain": dict(decision.explain),
-    }
-    if decision.error is not None:
-        doc["error"] = {
-            "status": decision.error.status,
-            "code": decision.error.code,
-            "message": decision.error.message,
-        }
-    return doc
+from extproc.server.admin_views import decision_view
 
 
 async def explain_request(
@@ -59,4 +32,4 @@ async def explain_request(
             "outcome": "denied",
             "error": {"status": error.status, "code": error.code, "message": error.message},
         }
-    return decision_document(await decide(parsed, snapshot))
+    return decision_view(await decide(parsed, snapshot))
