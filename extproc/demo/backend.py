@@ -114,8 +114,13 @@ class DemoBackend:
         elif path.endswith("/completions"):
             await self._send_json(writer, 200, self._completion(model), extra)
         elif path.endswith("/embeddings"):
-            data = [{"object": "embedding", "index": 0, "embedding": [0.0, 0.1, 0.2]}]
-            usage = {"prompt_tokens": 3, "total_tokens": 3}
+            # One 384-dimension vector per input, as a real embeddings API answers: a
+            # batch of a few thousand inputs makes a response of several MiB.
+            inputs = doc.get("input")
+            count = len(inputs) if isinstance(inputs, list) and inputs else 1
+            vector = [round(0.001 * i, 6) for i in range(384)]
+            data = [{"object": "embedding", "index": i, "embedding": vector} for i in range(count)]
+            usage = {"prompt_tokens": 3 * count, "total_tokens": 3 * count}
             await self._send_json(
                 writer,
                 200,

@@ -29,6 +29,7 @@ OVERWRITE = HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
 SEND = ProcessingMode.SEND
 SKIP = ProcessingMode.SKIP
 BUFFERED = ProcessingMode.BUFFERED
+BUFFERED_PARTIAL = ProcessingMode.BUFFERED_PARTIAL
 STREAMED = ProcessingMode.STREAMED
 NONE = ProcessingMode.NONE
 

@@ -36,7 +36,8 @@ OVERHEAD_HEADER = "x-routeiq-overhead-ms"
 _PASSTHROUGH_MODE = m.processing_mode(request_body=m.NONE)
 _BUFFER_MODE = m.processing_mode(request_body=m.BUFFERED)
 _BUFFER_WITH_RESPONSE_MODE = m.processing_mode(request_body=m.BUFFERED, response_headers=m.SEND)
-_READ_JSON_MODE = m.processing_mode(response_headers=m.SEND, response_body=m.BUFFERED)
+# Partial, not BUFFERED: a response over Envoy's buffer limit would otherwise be a 500.
+_READ_JSON_MODE = m.processing_mode(response_headers=m.SEND, response_body=m.BUFFERED_PARTIAL)
 _READ_STREAM_MODE = m.processing_mode(response_headers=m.SEND, response_body=m.STREAMED)
 
 
@@ -204,8 +205,11 @@ class Processor:
         if decision is None or parsed is None:
             return m.continue_response_body()
         parser = self._stream
-        if parser is None:  # buffered JSON: the whole body at once
-            usage = usage_from_json(message.body)
+        if parser is None:
+            # Buffered JSON (BUFFERED_PARTIAL): the whole body, or, past Envoy's buffer
+            # limit, only its head (end_of_stream false) while the rest streams on to the
+            # client unseen. No usage then: the estimate stands, the response is untouched.
+            usage = usage_from_json(message.body) if message.end_of_stream else None
             await self._account(
                 usage or Usage(parsed.prompt_tokens, 0, parsed.prompt_tokens, estimated=True)
             )

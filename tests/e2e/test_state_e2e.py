@@ -257,3 +257,28 @@ def run_outage(
     assert max(elapsed for elapsed, _ in results) < 2.0  # nothing hung
     allowed = {200} if mode == "open" else {200, 503}
     assert {status for _, status in results} <= allowed
+
+
+def test_response_over_envoys_buffer_is_not_broken_by_accounting(
+    workdir: Path, backends: Backends, tmp_path: Path
+) -> None:
+    """Reading usage must never cost the client its answer: a 12 MB embeddings response
+    (over the 8 MiB Envoy buffers) arrives whole while a token budget applies."""
+    budget = {
+        "limits": [
+            {"name": "tokens", "key": "team", "tokensPerWindow": 10_000_000, "windowSeconds": 60}
+        ]
+    }
+    config = write_config(tmp_path / "c.yaml", maxBodyBytes=1_000_000, state=budget)
+    with routeiq_server(config, workdir) as (_, port):
+        stack = envoy_for(REPO / "envoy" / "routeiq-fail-closed.yaml", workdir, port, backends)
+        try:
+            body = json.dumps({"model": "gpt-4o-mini", "input": ["hi"] * 4500}).encode()
+            status, _, raw = stack.post("/v1/embeddings", body, {"x-team": "big"})
+            assert status == 200
+            doc = json.loads(raw)
+            assert len(raw) > 9 * 1024 * 1024 and len(doc["data"]) == 4500
+            small = json.dumps({"model": "gpt-4o-mini", "input": ["hi"] * 3}).encode()
+            assert stack.post("/v1/embeddings", small, {"x-team": "big"})[0] == 200
+        finally:
+            stack.envoy.stop()
