@@ -82,7 +82,10 @@ def test_two_workers_share_the_port(workdir: Path, backends: Backends, tmp_path:
             {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
         ).encode()
         time.sleep(2)  # both workers listening
-        with ThreadPoolExecutor(16) as pool:
+        # 48 in flight: Envoy opens about 12 connections (4 streams each, see the shipped
+        # config), so the kernel's SO_REUSEPORT hashing puts some on each worker (all on
+        # one worker has probability 2 * 2**-12).
+        with ThreadPoolExecutor(48) as pool:
             statuses = list(pool.map(lambda _: stack.post(CHAT, body)[0], range(200)))  # type: ignore[union-attr]
         assert statuses == [200] * 200
 
