@@ -172,15 +172,19 @@ def main() -> None:
     request, caller, _ = _request()
     detectors = Detectors()
     findings = detectors.scan_body(request.body)
-    doc = build_input(
-        request,
-        caller,
-        host="gw",
-        profile="auto",
-        classification=None,
-        limits=None,
-        findings=findings,
-    )
+
+    def make_doc() -> dict[str, Any]:
+        return build_input(
+            request,
+            caller,
+            host="gw",
+            profile="auto",
+            classification=None,
+            limits=None,
+            findings=findings,
+        )
+
+    doc = make_doc()
     rows: list[tuple[str, float, float]] = []
 
     spec = PolicySpec(engine="embedded", modules=("policies",), data=("policies/data",))
@@ -231,15 +235,7 @@ def main() -> None:
         (
             "build_input()",
             *_time(
-                lambda: build_input(
-                    request,
-                    caller,
-                    host="gw",
-                    profile="auto",
-                    classification=None,
-                    limits=None,
-                    findings=findings,
-                ),
+                make_doc,
                 args.n,
             ),
         )
