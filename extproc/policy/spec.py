@@ -17,6 +17,10 @@ DetectorKind = Literal["email", "payment_card", "secret", "private_key"]
 
 ALL_DETECTORS: tuple[DetectorKind, ...] = ("email", "payment_card", "secret", "private_key")
 
+# Characters of prompt text the detectors scan per request; the rest is not scanned
+# and the findings carry ``truncated: 1`` (extproc/policy/detectors.py).
+DEFAULT_DETECTOR_MAX_CHARS = 131_072
+
 # Header values that must never reach a policy (or a decision log) in clear text.
 DEFAULT_REDACTED_HEADERS: tuple[str, ...] = (
     "authorization",
@@ -58,6 +62,9 @@ class PolicySpec(Spec):
       ``vm`` or ``interpreter`` force one.
     - ``detectors``: content detectors run over the prompt; their counts go to
       ``input.routeiq.findings``.
+    - ``detectorMaxChars``: how many characters of prompt text the detectors scan per
+      request (their cost is linear in it); past it the findings carry ``truncated: 1``,
+      which a policy may treat as confidential to fail closed.
     - ``includeLimits``: put the caller's budget levels in ``input.routeiq.limits``
       (one read of the state store per request when limits are configured).
     """
@@ -73,6 +80,7 @@ class PolicySpec(Spec):
     include_limits: bool = True
     evaluator: Literal["auto", "vm", "interpreter"] = "auto"
     detectors: tuple[DetectorKind, ...] = ALL_DETECTORS
+    detector_max_chars: int = Field(DEFAULT_DETECTOR_MAX_CHARS, ge=1, le=64 * 1024 * 1024)
     redact_headers: tuple[str, ...] = DEFAULT_REDACTED_HEADERS
     opa: OpaServerSpec | None = None
 
