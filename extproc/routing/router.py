@@ -11,12 +11,14 @@ asyncio server may want to call it in an executor for long prompts.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 
 import numpy as np
+import numpy.typing as npt
 
 import extproc
 from extproc.api.openai import ParsedRequest
@@ -25,6 +27,13 @@ from extproc.routing.artefacts import ArtefactError
 from extproc.routing.categories import DEFAULT_CATEGORY_TIERS
 from extproc.routing.classifiers import LoadedModel, Matrix, load_model
 from extproc.routing.embedder import Embedder, load_embedder, timed_embed
+from extproc.routing.quality import (
+    QualityRule,
+    QualityVerdict,
+    build_quality_rule,
+    load_need_model,
+    read_reference_prompts,
+)
 from extproc.routing.signals import SignalValue, compute_signals
 from extproc.routing.spec import TIER_ORDER, EmbeddingText, RoutingSpec, SignalRule
 
@@ -39,7 +48,10 @@ class Classification:
     scorer's probability when one is configured, else the tier's position). ``scores``
     holds the top category scores. ``variant`` is the experiment arm (None outside
     experiments); ``shadow`` the shadow arm's own classification, never acted upon.
-    ``rules`` names the signal rules that moved the tier.
+    ``rules`` names the signal rules that moved the tier. ``quality`` is the cost–quality
+    rule's verdict (need, bars, the tier it chose and why) when ``costQuality`` is on;
+    ``tier`` is then that tier after category floors/ceilings and signal rules: the tier
+    the request needs (the target tier).
     """
 
     category: str
@@ -53,6 +65,7 @@ class Classification:
     embed_ms: float = 0.0
     experiment: str | None = None
     rules: tuple[str, ...] = field(default_factory=tuple)
+    quality: QualityVerdict | None = None
 
     @property
     def shadow_disagrees(self) -> bool:
@@ -97,8 +110,10 @@ def _describe(rule: SignalRule) -> str:
         bounds.append(f">={rule.at_least:g}")
     if rule.at_most is not None:
         bounds.append(f"<={rule.at_most:g}")
-    moves = [f"min {rule.min_tier}" if rule.min_tier else "", f"max {rule.max_tier}"
-             if rule.max_tier else ""]
+    moves = [
+        f"min {rule.min_tier}" if rule.min_tier else "",
+        f"max {rule.max_tier}" if rule.max_tier else "",
+    ]
     return f"{rule.signal}{','.join(bounds)}->{' '.join(m for m in moves if m)}"
 
 
@@ -113,43 +128,133 @@ class Router:
     tiers: Mapping[str, str]
     splitter: Splitter | None
     rule_names: tuple[str, ...]
+    quality: QualityRule | None = None
 
     @property
     def sticky_by(self) -> str | None:
         """The header whose value the caller should pass as ``sticky_key`` (or None)."""
         return self.spec.experiments[0].sticky_by if self.spec.experiments else None
 
-    def classify(self, request: ParsedRequest, sticky_key: str | None = None) -> Classification:
-        """Classify one request; ``sticky_key`` pins its experiment arm (None: prompt hash)."""
+    def classify(
+        self,
+        request: ParsedRequest,
+        sticky_key: str | None = None,
+        *,
+        profile: str | None = None,
+    ) -> Classification:
+        """Classify one request; ``sticky_key`` pins its experiment arm (None: prompt hash);
+        ``profile`` (``auto``, ``eco``, ``premium``) picks the cost–quality operating point."""
         text = embedding_text(request, self.spec.embedding)
         vector, embed_ms = timed_embed(self.embedder, text)
         x: Matrix = vector[None, :]
+        need = self._needs(x, [text])
+        return self._finish(request, text, x, need[0], embed_ms, sticky_key, profile)
+
+    def classify_batch(
+        self, requests: Sequence[ParsedRequest], profile: str | None = None
+    ) -> list[Classification]:
+        """Classify many requests with one batched embedding (scoring, eval, replay).
+
+        Same results as ``classify`` up to int8 batch effects on the embedding (cosine >=
+        0.99); ``embed_ms`` is the batch's embedding time divided by its size.
+        """
+        if not requests:
+            return []
+        texts = [embedding_text(r, self.spec.embedding) for r in requests]
+        start = time.perf_counter()
+        xs = self.embedder.embed_many(texts)
+        embed_ms = (time.perf_counter() - start) * 1000.0 / len(texts)
+        needs = self._needs(xs, texts)
+        return [
+            self._finish(r, t, xs[i : i + 1], needs[i], embed_ms, None, profile)
+            for i, (r, t) in enumerate(zip(requests, texts, strict=True))
+        ]
+
+    def with_knob(
+        self, premium_share: float | None = None, threshold: float | None = None
+    ) -> Router:
+        """A copy whose ``auto`` operating point is ``premium_share`` (or a raw
+        ``threshold``), recalibrated on the same reference needs (nothing is re-embedded).
+        Other profiles keep their own points. Raises ``ValueError`` when the cost–quality
+        rule is off or both/neither knobs are given."""
+        if self.quality is None or self.spec.cost_quality is None:
+            raise ValueError("the cost-quality rule is off (spec.routing.costQuality is null)")
+        if (premium_share is None) == (threshold is None):
+            raise ValueError("give exactly one of premium_share or threshold")
+        current = self.spec.cost_quality
+        profiles = {k: v for k, v in current.profiles.items() if k != "auto"}
+        cq = current.model_validate(
+            {
+                **current.model_dump(exclude={"profiles"}),
+                "premium_share": premium_share,
+                "threshold": threshold,
+                "profiles": profiles,
+            }
+        )
+        spec = self.spec.model_copy(update={"cost_quality": cq})
+        return replace(self, spec=spec, quality=self.quality.with_spec(cq))
+
+    def _needs(self, x: Matrix, texts: Sequence[str]) -> npt.NDArray[np.float64]:
+        if self.quality is not None:
+            return self.quality.need.model.needs(x, texts)
+        if self.scorer is None:
+            return np.full(len(texts), -1.0)
+        column = self.scorer.model.classes.index("strong")
+        return self.scorer.model.scores(x)[:, column].astype(np.float64)
+
+    def _finish(
+        self,
+        request: ParsedRequest,
+        text: str,
+        x: Matrix,
+        need: float,
+        embed_ms: float,
+        sticky_key: str | None,
+        profile: str | None,
+    ) -> Classification:
         signals = dict(compute_signals(request, text))
-        signals["score"] = self._score(x)
+        signals["score"] = float(need)
+        verdict = None if self.quality is None else self.quality.verdict(float(need), profile)
         frozen = MappingProxyType(signals)
         if self.splitter is None:
-            return replace(self._classify(x, self.spec.strategy, frozen), embed_ms=embed_ms)
+            result = self._classify(x, self.spec.strategy, frozen, verdict)
+            return replace(result, embed_ms=embed_ms)
         arm = self.splitter.assign(sticky_key if sticky_key is not None else text)
-        shadow = None if arm.shadow is None else self._classify(x, arm.shadow, frozen)
-        result = self._classify(x, arm.arm, frozen)
-        return replace(result, variant=arm.arm, experiment=arm.experiment, shadow=shadow,
-                       embed_ms=embed_ms)
+        shadow = None if arm.shadow is None else self._classify(x, arm.shadow, frozen, verdict)
+        result = self._classify(x, arm.arm, frozen, verdict)
+        return replace(
+            result, variant=arm.arm, experiment=arm.experiment, shadow=shadow, embed_ms=embed_ms
+        )
 
-    def _score(self, x: Matrix) -> float:
-        if self.scorer is None:
-            return -1.0
-        classes = self.scorer.model.classes
-        return float(self.scorer.model.scores(x)[0, classes.index("strong")])
+    def _base_rank(self, category: str, verdict: QualityVerdict | None) -> tuple[int, list[str]]:
+        """The tier before signal rules: the cost–quality rule's within category bounds,
+        or the category's tier when the rule is off."""
+        if verdict is None or self.spec.cost_quality is None:
+            return TIER_ORDER.index(self.tiers[category]), []
+        rank = TIER_ORDER.index(verdict.tier)
+        fired = []
+        floor = self.spec.cost_quality.floors.get(category)
+        if floor is not None and TIER_ORDER.index(floor) > rank:
+            rank = TIER_ORDER.index(floor)
+            fired.append(f"category {category}->floor {floor}")
+        ceiling = self.spec.cost_quality.ceilings.get(category)
+        if ceiling is not None and TIER_ORDER.index(ceiling) < rank:
+            rank = TIER_ORDER.index(ceiling)
+            fired.append(f"category {category}->ceiling {ceiling}")
+        return rank, fired
 
     def _classify(
-        self, x: Matrix, strategy: str, signals: Mapping[str, SignalValue]
+        self,
+        x: Matrix,
+        strategy: str,
+        signals: Mapping[str, SignalValue],
+        verdict: QualityVerdict | None,
     ) -> Classification:
         model = self.models[strategy].model
         probs = model.scores(x)[0]
         order = np.argsort(-probs)[:TOP_SCORES]
         category = model.classes[int(order[0])]
-        rank = TIER_ORDER.index(self.tiers[category])
-        fired = []
+        rank, fired = self._base_rank(category, verdict)
         for rule, name in zip(self.spec.signal_rules, self.rule_names, strict=True):
             value = signals.get(rule.signal)
             if value is None or not rule.matches(float(value)):
@@ -162,7 +267,7 @@ class Router:
             if rank != before:
                 fired.append(name)
         score = float(signals["score"])
-        if score < 0:  # no strong/weak scorer configured: the tier's position is the need
+        if score < 0:  # no need model nor scorer configured: the tier's position is the need
             score = rank / (len(TIER_ORDER) - 1)
         return Classification(
             category=category,
@@ -173,7 +278,26 @@ class Router:
             variant=None,
             signals=signals,
             rules=tuple(fired),
+            quality=verdict,
         )
+
+
+def _quality_rule(
+    spec: RoutingSpec, root: Path, base_dir: Path, embedder: Embedder
+) -> QualityRule | None:
+    cq = spec.cost_quality
+    if cq is None:
+        return None
+    need = load_need_model(root / cq.model, embedder.dimensions)
+    reference = None
+    if cq.reference_prompts is not None:
+        path = Path(cq.reference_prompts)
+        texts = [
+            cut(t, spec.embedding)
+            for t in read_reference_prompts(path if path.is_absolute() else base_dir / path)
+        ]
+        reference = need.model.needs(embedder.embed_many(texts), texts)
+    return build_quality_rule(cq, need, reference)
 
 
 def build_router(spec: RoutingSpec, base_dir: Path) -> Router:
@@ -186,18 +310,22 @@ def build_router(spec: RoutingSpec, base_dir: Path) -> Router:
             "to the config file, to a directory holding the embedder and classifiers)"
         )
     embedder = load_embedder(
-        root / spec.embedder / "manifest.json", max_tokens=spec.embedding.max_tokens,
-        threads=spec.threads, keep=spec.embedding.keep,
+        root / spec.embedder / "manifest.json",
+        max_tokens=spec.embedding.max_tokens,
+        threads=spec.threads,
+        keep=spec.embedding.keep,
     )
     models = {}
     for strategy in spec.strategies:
         loaded = load_model(root / spec.artefacts[strategy], embedder.dimensions)
         if loaded.kind != "category":
-            raise ArtefactError(f"{loaded.manifest.path}: '{strategy}' is a {loaded.kind} "
-                                "model, not a category classifier")
+            raise ArtefactError(
+                f"{loaded.manifest.path}: '{strategy}' is a {loaded.kind} "
+                "model, not a category classifier"
+            )
         models[strategy] = loaded
     scorer = None
-    if spec.scorer is not None:
+    if spec.scorer is not None and spec.cost_quality is None:
         scorer = load_model(root / spec.scorer, embedder.dimensions)
         if "strong" not in scorer.model.classes:
             raise ArtefactError(f"{scorer.manifest.path}: a scorer needs a 'strong' class")
@@ -205,8 +333,11 @@ def build_router(spec: RoutingSpec, base_dir: Path) -> Router:
     for name, loaded in models.items():
         untiered = sorted(set(loaded.model.classes) - set(tiers))
         if untiered:
-            raise ArtefactError(f"strategy '{name}' has categories without a tier: {untiered}; "
-                                "add them to spec.routing.categoryTiers")
+            raise ArtefactError(
+                f"strategy '{name}' has categories without a tier: {untiered}; "
+                "add them to spec.routing.categoryTiers"
+            )
+    quality = _quality_rule(spec, root, base_dir, embedder)
     embedder.embed("warm up")
     return Router(
         spec=spec,
@@ -216,4 +347,5 @@ def build_router(spec: RoutingSpec, base_dir: Path) -> Router:
         tiers=MappingProxyType(tiers),
         splitter=Splitter.of(spec.experiments[0]) if spec.experiments else None,
         rule_names=tuple(_describe(r) for r in spec.signal_rules),
+        quality=quality,
     )

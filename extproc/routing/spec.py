@@ -17,6 +17,7 @@ from pydantic import Field, field_validator, model_validator
 
 from extproc.config.base import Spec
 from extproc.routing.categories import CATEGORIES, DEFAULT_CATEGORY_TIERS
+from extproc.routing.quality_spec import CostQuality
 
 TierName = Literal["free", "eco", "standard", "premium"]
 TIER_ORDER: tuple[str, ...] = ("free", "eco", "standard", "premium")
@@ -121,6 +122,8 @@ class RoutingSpec(Spec):
     experiments: tuple[Experiment, ...] = ()
     embedding: EmbeddingText = EmbeddingText()
     threads: int = Field(default=2, ge=1, le=64)
+    # The learned cost-quality rule for auto (see quality_spec); null: category tiers.
+    cost_quality: CostQuality | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> RoutingSpec:
@@ -132,8 +135,17 @@ class RoutingSpec(Spec):
             raise ValueError(f"strategies without an entry in 'artefacts': {missing}")
         unknown = sorted(set(self.category_tiers) - set(CATEGORIES))
         if unknown:
-            raise ValueError(f"categoryTiers names unknown categories {unknown}; "
-                             f"known: {list(CATEGORIES)}")
+            raise ValueError(
+                f"categoryTiers names unknown categories {unknown}; known: {list(CATEGORIES)}"
+            )
+        if self.cost_quality is not None:
+            bounded = set(self.cost_quality.floors) | set(self.cost_quality.ceilings)
+            unknown = sorted(bounded - set(CATEGORIES))
+            if unknown:
+                raise ValueError(
+                    f"costQuality floors/ceilings name unknown categories "
+                    f"{unknown}; known: {list(CATEGORIES)}"
+                )
         return self
 
     @property
