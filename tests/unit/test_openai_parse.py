@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import orjson
 import pytest
 
 from extproc.api.errors import ApiError
@@ -134,3 +135,94 @@ def test_rewrite_model_changes_only_the_model() -> None:
     out = json.loads(rewrite_model(body, "b"))
     assert out == {**body, "model": "b"}
     assert body["model"] == "a"  # the parsed body is not mutated
+
+
+def _nested(depth: int) -> bytes:
+    """A chat body whose ``metadata`` value nests ``depth`` levels below the body object."""
+    inner = b"[" * (depth - 1) + b"]" * (depth - 1)
+    return b'{"model":"m","messages":[{"role":"user","content":"x"}],"metadata":' + inner + b"}"
+
+
+@pytest.mark.parametrize("depth", [65, 255, 1024])
+def test_deep_nesting_is_a_400_at_parse_time(depth: int) -> None:
+    """orjson decodes up to 1,024 levels, but the policy input cannot be encoded past 255
+    (nor read by regorus past 128): the parser refuses depth above 64 itself."""
+    assert orjson.loads(_nested(depth))  # orjson decodes it: the parser's own limit refuses it
+    with pytest.raises(ApiError) as info:
+        parse(Endpoint.CHAT_COMPLETIONS, _nested(depth))
+    assert (info.value.status, info.value.code) == (400, "nesting_too_deep")
+    assert "64" in info.value.message
+
+
+def test_nesting_at_the_limit_is_accepted() -> None:
+    p = parse(Endpoint.CHAT_COMPLETIONS, _nested(64))
+    assert p.message_count == 1  # type: ignore[attr-defined]
+
+
+def test_brackets_inside_strings_do_not_count_as_nesting() -> None:
+    text = "[" * 5000 + "{" * 5000
+    p = parse(
+        Endpoint.CHAT_COMPLETIONS, {"model": "m", "messages": [{"role": "user", "content": text}]}
+    )
+    assert p.last_user_text == text  # type: ignore[attr-defined]
+
+
+def test_a_huge_model_value_is_refused_without_echoing_it() -> None:
+    body = {"model": "a" * 1_000_000, "messages": [{"role": "user", "content": "x"}]}
+    with pytest.raises(ApiError) as info:
+        parse(Endpoint.CHAT_COMPLETIONS, body)
+    error = info.value
+    assert (error.status, error.code, error.param) == (400, "model_too_long", "model")
+    assert len(error.body()) < 300 and "aaaa" not in error.message
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        (
+            {"model": "m", "messages": [{"role": "user", "content": "x"}] * 100_001},
+            "too_many_messages",
+        ),
+        (
+            {
+                "model": "m",
+                "messages": [{"role": "user", "content": [{"type": "text", "text": "x"}] * 10_001}],
+            },
+            "too_many_content_parts",
+        ),
+        (
+            {
+                "model": "m",
+                "messages": [{"role": "user", "content": "x"}],
+                "tools": [{"type": "function", "function": {"name": "f"}}] * 1_025,
+            },
+            "too_many_tools",
+        ),
+        ({"model": "m", "input": ["x"] * 100_001}, "too_many_inputs"),
+    ],
+    ids=["messages", "content-parts", "tools", "inputs"],
+)
+def test_count_limits_are_400s(body: dict[str, object], code: str) -> None:
+    endpoint = Endpoint.EMBEDDINGS if "input" in body else Endpoint.CHAT_COMPLETIONS
+    with pytest.raises(ApiError) as info:
+        parse(endpoint, body)
+    assert (info.value.status, info.value.code) == (400, code)
+
+
+def test_16k_system_messages_are_joined_in_order() -> None:
+    """The system prompt is built with one join (linear), not by repeated concatenation."""
+    messages: list[dict[str, object]] = [
+        {"role": "system", "content": f"rule {i}"} for i in range(16_000)
+    ]
+    messages.append({"role": "developer", "content": [{"type": "text", "text": "last rule"}]})
+    messages.append({"role": "user", "content": "go"})
+    p = parse(Endpoint.CHAT_COMPLETIONS, {"model": "m", "messages": messages})
+    expected = "\n".join([*(f"rule {i}" for i in range(16_000)), "last rule"])
+    assert p.system_text == expected  # type: ignore[attr-defined]
+    assert p.last_user_text == "go" and p.message_count == 16_002  # type: ignore[attr-defined]
+
+
+def test_raw_body_is_kept_for_policies_that_ask_for_it() -> None:
+    raw = b'{"model": "m",  "messages": [{"role": "user", "content": "x"}]}'
+    p = parse(Endpoint.CHAT_COMPLETIONS, raw)
+    assert p.raw_body is raw  # type: ignore[attr-defined]
