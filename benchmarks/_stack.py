@@ -1,9 +1,10 @@
-"""Shared pieces of the benchmarks: a fast upstream, Envoy variants, and wrk."""
+"""Shared pieces of the benchmarks: a fast upstream, Envoy variants, wrk, process CPU."""
 
 from __future__ import annotations
 
 import copy
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -122,6 +123,28 @@ def proxy_config(upstream_port: int, routeiq_port: int | None) -> tuple[dict[str
             f for f in filters if f["name"] != "envoy.filters.http.ext_proc"
         ]
     return cfg, port, admin
+
+
+def start_proxy(
+    workdir: Path, upstream_port: int, routeiq_port: int | None
+) -> tuple[ManagedProcess, int]:
+    """The shipped Envoy (``--concurrency 1``) in front of the upstream; its listener port."""
+    cfg, port, admin = proxy_config(upstream_port, routeiq_port)
+    return start_envoy(cfg, workdir, admin, concurrency=1), port
+
+
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds used so far by process ``pid`` (all its threads).
+
+    Read from ``/proc/<pid>/stat`` (fields 14 and 15, in clock ticks: 10 ms
+    resolution, so measure over thousands of requests).
+    """
+    text = Path(f"/proc/{pid}/stat").read_text()
+    fields = text[text.rindex(")") + 2 :].split()  # the command name may hold spaces
+    return (int(fields[11]) + int(fields[12])) / _CLK_TCK
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,230 @@
+"""Added latency and CPU per request at a fixed rate: what a client and a pod pay for RouteIQ.
+
+One run, one machine, one upstream (an Envoy answering a fixed completion), the shipped
+Envoy config (``--concurrency 1``), an open-loop load (``open_loop.py``: requests leave
+on schedule, latency counted from the due time). Phases, each warmed up first:
+
+- Envoy direct (no ext_proc) at every rate used below: the baseline;
+- Envoy + the floor (``floor_server.py``: a bare grpc.aio ext_proc that only sets the
+  route header), explicit model;
+- Envoy + ``routeiq serve`` on ``--config`` (default ``config/routeiq.yaml``, default
+  settings: decision log to stdout, metrics on): an explicit model; ``auto`` with a
+  short coding prompt, a new text per request; ``auto`` with one identical short prompt
+  (what a classification cache can answer); ``auto`` with a ~450-token prompt, a new
+  text per request.
+
+Printed per phase: p50/p90/p99 and the same percentiles minus direct's at the same
+rate ("added"), the ext_proc process's CPU per request (``/proc/<pid>/stat`` utime +
+stime over the measured window, divided by requests sent) and ratios to the floor.
+Nothing is asserted; the targets of the hot-path work are printed as met / not met.
+
+    .venv/bin/python benchmarks/added_latency.py [--seconds 12] [--warmup 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _stack import REPO, process_cpu_s, start_proxy, start_upstream
+from open_loop import LoadResult, http_request, run_open_loop
+from routing_latency import SHORT, long_prompt
+
+from extproc.demo.processes import ManagedProcess, free_port, start_routeiq, wait_for_port
+
+PATH = "/v1/chat/completions"
+Bodies = Callable[[int, str], list[bytes]]  # (count, salt) -> request bytes
+
+
+def _chat(model: str, text: str) -> bytes:
+    body = {"model": model, "messages": [{"role": "user", "content": text}]}
+    return http_request(PATH, json.dumps(body).encode())
+
+
+def explicit(n: int, salt: str) -> list[bytes]:
+    return [_chat("gpt-4o-mini", "Say hello to the benchmark.")] * n
+
+
+def auto_short(n: int, salt: str) -> list[bytes]:
+    # The distinct part leads: a cache keyed on the embedded (head-cut) text must miss.
+    return [_chat("auto", f"Ticket {salt}{i}: {SHORT}") for i in range(n)]
+
+
+def auto_repeated(n: int, salt: str) -> list[bytes]:
+    return [_chat("auto", SHORT)] * n
+
+
+def auto_long_factory() -> Bodies:
+    text = long_prompt(450)
+
+    def bodies(n: int, salt: str) -> list[bytes]:
+        return [_chat("auto", f"Ticket {salt}{i}. {text}") for i in range(n)]
+
+    return bodies
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str
+    rate: int
+    load: LoadResult
+    cpu_ms: float | None  # ext_proc CPU per request sent
+
+
+def measure(
+    port: int, bodies: Bodies, rate: int, seconds: float, warmup: float, pid: int | None
+) -> tuple[LoadResult, float | None]:
+    asyncio.run(run_open_loop("127.0.0.1", port, bodies(int(rate * warmup), "w"), rate))
+    before = process_cpu_s(pid) if pid is not None else 0.0
+    load = asyncio.run(run_open_loop("127.0.0.1", port, bodies(int(rate * seconds), "m"), rate))
+    cpu = (process_cpu_s(pid) - before) * 1000 / load.sent if pid is not None else None
+    return load, cpu
+
+
+def _fmt(value: float | None, width: int, digits: int = 2) -> str:
+    return f"{'-':>{width}}" if value is None else f"{value:>{width}.{digits}f}"
+
+
+def report(rows: list[Row], direct: dict[int, LoadResult], floor: Row) -> list[str]:
+    """The table, then the generator's own lag."""
+    qs = (50, 90, 99)
+    floor_added = floor.load.pct(50) - direct[floor.rate].pct(50)
+    out = [
+        f"{'path':<34}{'rate/s':>7}{'ok':>6}{'fail':>5}"
+        f"{'p50':>7}{'p90':>7}{'p99':>7}{'+p50':>7}{'+p90':>7}{'+p99':>7}"
+        f"{'CPU ms':>8}{'+p50/floor':>11}{'CPU/floor':>10}"
+    ]
+    for row in rows:
+        base = direct[row.rate]
+        added = [row.load.pct(q) - base.pct(q) for q in qs]
+        is_base = row.name.startswith("envoy direct")
+        cpu_ratio = None if row.cpu_ms is None or not floor.cpu_ms else row.cpu_ms / floor.cpu_ms
+        out.append(
+            f"{row.name:<34}{row.rate:>7}{row.load.latencies_ms.size:>6}{row.load.failed:>5}"
+            + "".join(_fmt(row.load.pct(q), 7) for q in qs)
+            + "".join(_fmt(None if is_base else a, 7) for a in added)
+            + _fmt(row.cpu_ms, 8, 3)
+            + _fmt(None if is_base else added[0] / floor_added, 11)
+            + _fmt(cpu_ratio, 10)
+        )
+    lag = [r.load.lag_ms for r in rows]
+    out.append(
+        "load generator lag (write time - due time), all phases: "
+        f"p50 {_pct_all(lag, 50):.2f} ms, p99 {_pct_all(lag, 99):.2f} ms"
+    )
+    return out
+
+
+def _pct_all(arrays: list[np.ndarray], q: float) -> float:
+    return float(np.percentile(np.concatenate(arrays), q))
+
+
+def targets(rows: dict[str, Row], direct: dict[int, LoadResult]) -> list[str]:
+    """The issue's done-means, each printed as met / not met (nothing asserted)."""
+
+    def added(name: str, q: float) -> float:
+        r = rows[name]
+        return r.load.pct(q) - direct[r.rate].pct(q)
+
+    def cpu(name: str) -> float:
+        return rows[name].cpu_ms or 0.0
+
+    checks = [
+        ("explicit CPU <= 1.25x floor", cpu("explicit") <= 1.25 * cpu("floor")),
+        ("explicit +p50 within 0.5 ms of floor", added("explicit", 50) - added("floor", 50) <= 0.5),
+        ("auto short +p50 <= 6 ms", added("short", 50) <= 6),
+        ("auto short +p99 <= 15 ms", added("short", 99) <= 15),
+        ("auto short CPU <= 3 ms", cpu("short") <= 3),
+        ("auto repeated CPU within 0.3 ms of explicit", cpu("repeated") - cpu("explicit") <= 0.3),
+        ("auto ~450 tokens +p50 <= 15 ms", added("long", 50) <= 15),
+    ]
+    return [f"  {'met    ' if ok else 'NOT met'}  {text}" for text, ok in checks]
+
+
+def run(args: argparse.Namespace, work: Path) -> int:
+    procs: list[ManagedProcess] = []
+    rates = {"explicit": args.rate, "short": args.auto_rate, "long": args.long_rate}
+    long_bodies = auto_long_factory()
+    direct: dict[int, LoadResult] = {}
+    rows: dict[str, Row] = {}
+    try:
+        upstream, up_port = start_upstream(work)
+        procs.append(upstream)
+
+        envoy, port = start_proxy(work, up_port, None)
+        for rate in sorted(set(rates.values()), reverse=True):
+            direct[rate], _ = measure(port, explicit, rate, args.seconds, args.warmup, None)
+            rows[f"direct{rate}"] = Row("envoy direct", rate, direct[rate], None)
+        envoy.stop()
+
+        floor_port = free_port()
+        floor_cmd = [sys.executable, str(Path(__file__).parent / "floor_server.py")]
+        floor = ManagedProcess([*floor_cmd, "--port", str(floor_port)], work / "floor.log")
+        procs.append(floor)
+        wait_for_port(floor_port, 30, floor.proc)
+        envoy, port = start_proxy(work, up_port, floor_port)
+        load, cpu = measure(port, explicit, args.rate, args.seconds, args.warmup, floor.pid)
+        rows["floor"] = Row("+ floor ext_proc, explicit", args.rate, load, cpu)
+        envoy.stop()
+        floor.stop()
+
+        routeiq_port = free_port()
+        routeiq = start_routeiq(args.config, routeiq_port, work)
+        procs.append(routeiq)
+        envoy, port = start_proxy(work, up_port, routeiq_port)
+        for key, name, bodies, rate in (
+            ("explicit", "+ routeiq, explicit model", explicit, args.rate),
+            ("short", "+ routeiq, auto short (new text)", auto_short, args.auto_rate),
+            ("repeated", "+ routeiq, auto short (same text)", auto_repeated, args.auto_rate),
+            ("long", "+ routeiq, auto ~450 tokens", long_bodies, args.long_rate),
+        ):
+            load, cpu = measure(port, bodies, rate, args.seconds, args.warmup, routeiq.pid)
+            rows[key] = Row(name, rate, load, cpu)
+        envoy.stop()
+    finally:
+        for p in reversed(procs):
+            p.stop()
+
+    print(
+        f"open loop, {args.seconds:g} s per phase after {args.warmup:g} s warm-up, "
+        f"POST {PATH}, Envoy --concurrency 1, {os.cpu_count()} cores, "
+        f"load average at start {args.load_at_start:.2f}; latencies in ms, CPU ms per request"
+    )
+    print(f"routeiq config: {args.config}")
+    floor_row = rows["floor"]
+    print("\n".join(report(list(rows.values()), direct, floor_row)))
+    print("targets (hot path):")
+    print("\n".join(targets(rows, direct)))
+    failed = [r for r in rows.values() if r.load.failed]
+    for r in failed:
+        print(f"{r.name}: {r.load.failed} failed, first: {r.load.first_error}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=12, help="measured time per phase")
+    parser.add_argument("--warmup", type=float, default=3, help="warm-up time per phase")
+    parser.add_argument("--rate", type=int, default=200, help="explicit-model rate (req/s)")
+    parser.add_argument("--auto-rate", type=int, default=100, help="auto short-prompt rate")
+    parser.add_argument("--long-rate", type=int, default=50, help="auto ~450-token rate")
+    parser.add_argument("--config", type=Path, default=REPO / "config" / "routeiq.yaml")
+    args = parser.parse_args()
+    args.load_at_start = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory(prefix="routeiq-added-") as work:
+        return run(args, Path(work))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
