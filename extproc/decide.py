@@ -1,73 +1,53 @@
-"""The one place where RouteIQ answers its three questions, in order.
-
-1. What was asked: an explicit model (goes to a backend that serves it) or a profile
-   (``auto``, ``eco``...), which is classified.
-2. May it pass: policy (Rego) over the request, its caller and its classification.
-3. Which backend: the selector, under the policy's constraints, capabilities, context
-   window, health and session affinity; then the caller's budgets are charged for it.
+"""The decision as a pipeline of named stages: identify -> resolve -> analyze -> policy
+-> route -> charge -> respond.
 
 No gRPC, HTTP or Kong here: adapters turn a ``Decision`` into proxy instructions.
-Shared state (budgets, affinity, health) comes in as a ``StateStore``; ``None`` means
-the deployment keeps none.
+Shared state (budgets, affinity, health) comes in as a ``StateStore`` (``None``: the
+deployment keeps none); CPU-heavy analysis goes through ``offload`` (``None``: run
+inline, for tools and tests). Each stage lives in ``extproc.pipeline`` and refuses by
+raising ``Refusal``, which becomes a ``DENIED`` decision carrying the results of the
+stages that did run.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from typing import Any
+from dataclasses import dataclass
 
+from extproc import headers as h
 from extproc.api.errors import ApiError
 from extproc.api.identity import Caller, identify
 from extproc.api.openai import ParsedRequest
-from extproc.api.usage import ensure_stream_usage
-from extproc.config.schema import Tier
 from extproc.config.snapshot import Snapshot
-from extproc.decide_parts import (
-    Ask,
-    classification_doc,
-    constraints_from,
-    evaluate_policy,
-    no_backend_error,
-    resolve,
-)
 from extproc.decision import Decision, Outcome
-from extproc.routing.profiles import Profile
-from extproc.routing.selector import select, target_tier
-from extproc.state import StateStore, StateUnavailable, estimated_tokens, rate_limit_error
-from extproc.state.ratelimit import ratelimit_headers
+from extproc.pipeline.analyze import NOTHING, Analysis, analyze
+from extproc.pipeline.ask import Ask, resolve
+from extproc.pipeline.charge import BudgetRefusal, Charge, charge
+from extproc.pipeline.offload import InlineOffload, Offload
+from extproc.pipeline.policy import apply_policy
+from extproc.pipeline.refusal import Refusal
+from extproc.pipeline.respond import instructions
+from extproc.pipeline.route import Route, route
+from extproc.policy import PolicyResult
+from extproc.state.types import StateStore
 
-BACKEND_HEADER = "x-routeiq-backend"
-DECISION_ID_HEADER = "x-routeiq-decision-id"
-CATEGORY_HEADER = "x-routeiq-category"
-TIER_HEADER = "x-routeiq-tier"
-PROFILE_OUT_HEADER = "x-routeiq-routed-profile"
+_INLINE = InlineOffload()
 
 
 def new_decision_id() -> str:
     return os.urandom(8).hex()
 
 
-def _denied(
-    did: str,
-    snapshot: Snapshot,
-    request: ParsedRequest,
-    error: ApiError,
-    explain: dict[str, Any],
-    rule_ids: tuple[str, ...] = (),
-) -> Decision:
-    return Decision(
-        id=did,
-        outcome=Outcome.DENIED,
-        config_version=snapshot.version,
-        requested_model=request.model,
-        error=error,
-        reasons=(error.code or error.type,),
-        rule_ids=rule_ids,
-        response_headers=((DECISION_ID_HEADER, did),),
-        prompt_tokens=request.prompt_tokens,
-        explain=explain,
-    )
+@dataclass(slots=True)
+class _Progress:
+    """The results of the stages that ran so far (what a refusal can still explain)."""
+
+    caller: Caller | None = None
+    ask: Ask | None = None
+    analysis: Analysis = NOTHING
+    policy: PolicyResult | None = None
+    chosen: Route | None = None
 
 
 async def decide(
@@ -76,193 +56,181 @@ async def decide(
     *,
     state: StateStore | None = None,
     decision_id: str | None = None,
+    offload: Offload | None = None,
 ) -> Decision:
     """Decide where ``request`` goes under ``snapshot``; never raises for bad input.
 
     Refusals come back as a ``DENIED`` decision carrying an OpenAI-style ``ApiError``
-    (404 unknown model, 403 policy, 429 budget, 400 nothing fits, 503 state down and
-    fail-closed). Exceptions escape only for bugs; adapters apply the failure mode.
+    (401 token, 404 unknown model, 403 policy, 429 budget, 4xx nothing fits the
+    request, 503 state down and fail-closed). Exceptions escape only for bugs;
+    adapters apply the failure mode.
     """
     started = time.perf_counter()
     did = decision_id or new_decision_id()
+    p = _Progress()
+    try:
+        paid = await _stages(request, snapshot, state, offload or _INLINE, p)
+    except BudgetRefusal as refusal:
+        return _denied(did, snapshot, request, refusal, p, started, refusal.charge)
+    except Refusal as refusal:
+        return _denied(did, snapshot, request, refusal, p, started)
+    return _routed(did, snapshot, request, p, paid, started)
+
+
+async def _stages(
+    request: ParsedRequest,
+    snapshot: Snapshot,
+    state: StateStore | None,
+    offload: Offload,
+    p: _Progress,
+) -> Charge:
     spec = snapshot.spec
-    explain: dict[str, Any] = {"requested_model": request.model}
     try:
-        caller: Caller = identify(request.headers, spec.identity, request.user, snapshot.jwt)
+        p.caller = identify(request.headers, spec.identity, request.user, snapshot.jwt)
     except ApiError as error:  # a bearer token that does not verify
-        return _denied(did, snapshot, request, error, explain)
-    explain["caller"] = caller.as_dict()
-
-    ask = resolve(snapshot, request.model, request.headers)
-    if isinstance(ask, ApiError):
-        return _denied(did, snapshot, request, ask, explain)
-
-    classification = None
-    router = snapshot.router
-    if ask.profile is not None and ask.profile.classifies and router is not None:
-        sticky = request.headers.get(router.sticky_by) if router.sticky_by else None
-        classification = router.classify(request, sticky or caller.user)
-        explain["classification"] = classification_doc(classification)
-
-    # -- may it pass? ---------------------------------------------------------------
-    policy = None
+        raise Refusal(error) from None
+    p.ask = resolve(snapshot, request.model, request.headers)
+    p.analysis = await analyze(
+        snapshot,
+        request,
+        classify=p.ask.profile is not None and p.ask.profile.classifies,
+        scan=snapshot.policy is not None,
+        sticky_key=_sticky_key(snapshot, request),
+        offload=offload,
+    )
     if snapshot.policy is not None:
-        try:
-            policy = await evaluate_policy(snapshot, request, caller, ask, classification, state)
-        except StateUnavailable as exc:
-            return _denied(did, snapshot, request, exc, explain)
-        explain["policy"] = policy.explain()
-        if not policy.allowed:
-            return _denied(did, snapshot, request, policy.api_error(), explain, policy.rule_ids)
-        if policy.force_model or (policy.profile and ask.profile is not None):
-            forced = resolve(snapshot, policy.force_model or policy.profile or "", {})
-            if isinstance(forced, ApiError):
-                raise ValueError(f"policy named an unknown model or profile: {forced.message}")
-            needs_class = forced.profile is not None and forced.profile.classifies
-            if needs_class and classification is None and router is not None:
-                classification = router.classify(request, caller.user)
-                explain["classification"] = classification_doc(classification)
-            ask = forced
-
-    # -- which backend? ---------------------------------------------------------------
-    profile = ask.profile
-    if profile is None:
-        explain["route"] = "explicit model"
-        target, rank_profile = Tier.PREMIUM, Profile.PREMIUM  # strongest server of the model
-    else:
-        classified = Tier(classification.tier) if classification is not None else None
-        target, rank_profile = target_tier(profile, classified), profile
-        explain["profile"] = profile.value
-    explain["target_tier"] = target.value
-
-    rules = snapshot.state_rules
-    unhealthy: frozenset[str] = frozenset()
-    pinned: str | None = None
-    session = None
-    try:
-        if state is not None:
-            if rules.health.enabled:
-                unhealthy = await state.cooling_backends()
-            session = rules.session_key(request, caller)
-            if session is not None:
-                pinned = await state.get_affinity(session, rules.affinity_ttl_s)
-    except StateUnavailable as exc:
-        return _denied(did, snapshot, request, exc, explain)
-
-    selection = select(
-        ask.candidates,
-        constraints_from(request, policy),
-        target,
-        rank_profile,
-        request.prompt_tokens,
-        request.max_tokens,
-        unhealthy,
+        outcome = await apply_policy(snapshot, request, p.caller, p.ask, p.analysis, state)
+        p.policy, p.ask = outcome.result, outcome.ask
+        if outcome.forced:
+            await _classify_forced(snapshot, request, p, offload)
+    p.chosen = await route(
+        snapshot, request, p.caller, p.ask, p.analysis.classification, p.policy, state
     )
-    explain["excluded"] = dict(selection.excluded)
-    ranked = selection.ranked
-    if not ranked:
-        return _denied(did, snapshot, request, no_backend_error(selection, request), explain)
-    if pinned is not None and pinned != ranked[0].name:
-        for b in ranked:
-            if b.name == pinned:
-                ranked = (b, *(x for x in ranked if x is not b))
-                explain["affinity"] = f"session pinned to {pinned}"
-                break
-    backend = ranked[0]
+    return await charge(snapshot, request, p.caller, p.ask, p.chosen, state)
 
-    # -- budgets, charged for the chosen backend --------------------------------------
-    reservation = None
-    limit_headers: tuple[tuple[str, str], ...] = ()
-    model_name = ask.public_names.get(backend.name, request.model)
-    buckets = rules.buckets_for(caller, model_name, backend.name)
-    if buckets and state is not None:
-        tokens = estimated_tokens(request)
-        try:
-            charged = await state.consume(buckets, tokens)
-        except StateUnavailable as exc:
-            return _denied(did, snapshot, request, exc, explain)
-        if not charged.allowed:
-            explain["budget"] = {"refused_by": list(charged.refused_by)}
-            return _denied(did, snapshot, request, rate_limit_error(charged, tokens), explain)
-        reservation = charged.reservation
-        limit_headers = ratelimit_headers(charged.statuses)
-    try:
-        if session is not None and state is not None and pinned != backend.name:
-            await state.set_affinity(session, backend.name, rules.affinity_ttl_s)
-    except StateUnavailable:
-        pass  # the request is already admitted; a lost pin only costs cache warmth
 
-    # -- how does the proxy get there? --------------------------------------------------
-    upstream_model = ask.upstream_models[backend.name]
-    overrides: dict[str, Any] = {}
-    if upstream_model != request.model:
-        overrides["model"] = upstream_model
-    accounting = spec.usage_accounting == "always" or (
-        spec.usage_accounting == "auto" and reservation is not None and reservation.tokens > 0
+def _sticky_key(snapshot: Snapshot, request: ParsedRequest) -> str | None:
+    """The experiment arm's sticky key: the configured ``stickyBy`` header's value, else
+    None (the router then hashes the prompt), also when a policy forced the profile."""
+    router = snapshot.router
+    if router is None or router.sticky_by is None:
+        return None
+    return request.headers.get(router.sticky_by)
+
+
+async def _classify_forced(
+    snapshot: Snapshot, request: ParsedRequest, p: _Progress, offload: Offload
+) -> None:
+    """A policy forced a classifying profile on a request that was not classified."""
+    assert p.ask is not None
+    profile = p.ask.profile
+    if profile is None or not profile.classifies or p.analysis.classification is not None:
+        return
+    classified = await analyze(
+        snapshot,
+        request,
+        classify=True,
+        scan=False,
+        sticky_key=_sticky_key(snapshot, request),
+        offload=offload,
     )
-    strip_usage = False
-    if accounting and request.stream:
-        patched, strip_usage = ensure_stream_usage(request.body, request.endpoint)
-        if strip_usage:
-            overrides["stream_options"] = patched["stream_options"]
+    p.analysis = Analysis(
+        classified.classification,
+        p.analysis.findings,
+        p.analysis.degraded + classified.degraded,
+    )
 
-    response_headers: list[tuple[str, str]] = [*limit_headers]
-    rh = spec.response_headers
-    if rh.backend:
-        response_headers.append((BACKEND_HEADER, backend.name))
-    if rh.decision_id:
-        response_headers.append((DECISION_ID_HEADER, did))
-    if classification is not None:
-        response_headers += [
-            (CATEGORY_HEADER, classification.category),
-            (TIER_HEADER, classification.tier),
-        ]
-    if profile is not None:
-        response_headers.append((PROFILE_OUT_HEADER, profile.value))
-    upstream_headers = [(BACKEND_HEADER, backend.name), (DECISION_ID_HEADER, did)]
-    if classification is not None:  # also upstream: a proxy may copy them to the client
-        upstream_headers += [
-            (CATEGORY_HEADER, classification.category),
-            (TIER_HEADER, classification.tier),
-        ]
-    if policy is not None:
-        upstream_headers += policy.headers
-        response_headers += policy.response_headers
-    explain["decide_ms"] = round((time.perf_counter() - started) * 1000, 3)
+
+def _denied(
+    did: str,
+    snapshot: Snapshot,
+    request: ParsedRequest,
+    refusal: Refusal,
+    p: _Progress,
+    started: float,
+    paid: Charge | None = None,
+) -> Decision:
+    error = refusal.error
+    c = p.analysis.classification
+    return Decision(
+        id=did,
+        outcome=Outcome.DENIED,
+        config_version=snapshot.version,
+        requested_model=request.model,
+        profile=p.ask.profile.value if p.ask is not None and p.ask.profile else None,
+        error=error,
+        category=c.category if c is not None else None,
+        needed_tier=p.chosen.target.value if p.chosen is not None else None,
+        reasons=(error.code or error.type,),
+        rule_ids=refusal.rule_ids,
+        response_headers=((h.DECISION_ID, did),),
+        prompt_tokens=request.prompt_tokens,
+        caller=p.caller,
+        classification=c,
+        policy=p.policy,
+        findings=p.analysis.findings,
+        budget_refused_by=paid.refused_by if paid is not None else (),
+        degraded=p.analysis.degraded,
+        decide_ms=(time.perf_counter() - started) * 1000,
+    )
+
+
+def _routed(
+    did: str,
+    snapshot: Snapshot,
+    request: ParsedRequest,
+    p: _Progress,
+    paid: Charge,
+    started: float,
+) -> Decision:
+    assert p.ask is not None and p.chosen is not None
+    chosen, c = p.chosen, p.analysis.classification
+    backend = chosen.backend
+    out = instructions(snapshot.spec, request, did, p.ask, p.analysis, p.policy, chosen, paid)
     return Decision(
         id=did,
         outcome=Outcome.ROUTED,
         config_version=snapshot.version,
         requested_model=request.model,
-        profile=profile.value if profile else None,
+        profile=p.ask.profile.value if p.ask.profile else None,
         backend=backend.name,
         cluster=backend.cluster,
-        upstream_model=upstream_model,
-        body_overrides=overrides,
-        fallbacks=tuple(b.name for b in ranked[1:]),
-        category=classification.category if classification else None,
+        upstream_model=out.upstream_model,
+        body_overrides=out.body_overrides,
+        fallbacks=tuple(b.name for b in chosen.ranked[1:]),
+        category=c.category if c else None,
         tier=backend.tier.value,
-        strategy=classification.strategy if classification else None,
-        variant=classification.variant if classification else None,
-        reasons=_reasons(ask, explain),
-        rule_ids=policy.rule_ids if policy is not None else (),
-        upstream_headers=tuple(upstream_headers),
-        response_headers=tuple(response_headers),
-        accounting=accounting,
-        strip_usage_chunk=strip_usage,
+        needed_tier=chosen.target.value,
+        strategy=c.strategy if c else None,
+        variant=c.variant if c else None,
+        reasons=_reasons(p),
+        rule_ids=p.policy.rule_ids if p.policy is not None else (),
+        upstream_headers=out.upstream_headers,
+        response_headers=out.response_headers,
+        accounting=out.accounting,
+        strip_usage_chunk=out.strip_usage_chunk,
         prompt_tokens=request.prompt_tokens,
-        reservation=reservation,
-        explain=explain,
+        reservation=paid.reservation,
+        caller=p.caller,
+        classification=c,
+        policy=p.policy,
+        findings=p.analysis.findings,
+        excluded=chosen.excluded,
+        affinity=chosen.backend.name if chosen.affinity_applied else None,
+        degraded=p.analysis.degraded,
+        decide_ms=(time.perf_counter() - started) * 1000,
     )
 
 
-def _reasons(ask: Ask, explain: dict[str, Any]) -> tuple[str, ...]:
-    out = ["explicit model" if ask.profile is None else f"profile {ask.profile.value}"]
-    if "classification" in explain:
-        c = explain["classification"]
-        out.append(f"category {c['category']} needs tier {c['tier']}")
-    if "affinity" in explain:
-        out.append(explain["affinity"])
+def _reasons(p: _Progress) -> tuple[str, ...]:
+    assert p.ask is not None and p.chosen is not None
+    out = ["explicit model" if p.ask.profile is None else f"profile {p.ask.profile.value}"]
+    c = p.analysis.classification
+    if c is not None:
+        out.append(f"category {c.category} needs tier {c.tier}")
+    out += list(p.analysis.degraded)
+    if p.chosen.affinity_applied:
+        out.append(f"session pinned to {p.chosen.backend.name}")
     return tuple(out)
 
 
@@ -277,7 +245,8 @@ def fail_open_decision(snapshot: Snapshot, requested_model: str, reason: str) ->
         requested_model=requested_model,
         backend=backend.name,
         cluster=backend.cluster,
+        tier=backend.tier.value,
         reasons=(reason,),
-        upstream_headers=((BACKEND_HEADER, backend.name), (DECISION_ID_HEADER, did)),
-        response_headers=((BACKEND_HEADER, backend.name), (DECISION_ID_HEADER, did)),
+        upstream_headers=((h.BACKEND, backend.name), (h.DECISION_ID, did)),
+        response_headers=((h.BACKEND, backend.name), (h.DECISION_ID, did)),
     )

@@ -23,6 +23,7 @@ from extproc.config.snapshot import Snapshot, build_snapshot
 from extproc.decide import decide
 from extproc.decision import Decision
 from extproc.decision_log import DecisionLog
+from extproc.pipeline.offload import Offload, ThreadOffload
 from extproc.state import StateStore, StateUnavailable, build_state_store
 from extproc.telemetry import DecisionRecord, Telemetry
 
@@ -50,8 +51,10 @@ class Runtime:
     decision_log: DecisionLog | None = None
     stats: Stats = field(default_factory=Stats)
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("routeiq"))
+    offload: Offload | None = None
     _pending: OrderedDict[str, DecisionRecord] = field(default_factory=OrderedDict)
     _policy_down: bool = False
+    _degraded_logged: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def create(cls, settings: Settings, *, instance: str | None = None) -> Runtime:
@@ -64,6 +67,11 @@ class Runtime:
         telemetry.watch_dropped(decision_log.dropped)
         state = build_state_store(settings, logger=log)
         telemetry.watch_state(lambda: state.stats)
+        offload = ThreadOffload(
+            settings.analysis_threads,
+            settings.analysis_timeout_ms / 1000,
+            settings.analysis_max_pending,
+        )
         return cls(
             settings=settings,
             snapshot=snapshot,
@@ -71,6 +79,7 @@ class Runtime:
             telemetry=telemetry,
             decision_log=decision_log,
             log=log,
+            offload=offload,
         )
 
     def count_error(self, kind: str) -> None:
@@ -88,7 +97,7 @@ class Runtime:
         and report it (metrics, span, decision log)."""
         snap = snapshot or self.snapshot
         started = time.perf_counter()
-        decision = await decide(request, snap, state=self.state)
+        decision = await decide(request, snap, state=self.state, offload=self.offload)
         self.observe(decision, request, time.perf_counter() - started, snap, headers)
         return decision
 
@@ -101,18 +110,20 @@ class Runtime:
         headers: Mapping[str, str] | None = None,
     ) -> None:
         """Report a decision made here or by an adapter (fail-open)."""
-        policy = decision.explain.get("policy") if decision.explain else None
-        down = bool(policy and policy.get("engine_unavailable"))
+        down = decision.policy_unavailable
         if down is not self._policy_down:  # one log line per outage, not per request
             self._policy_down = down
             if down:
+                assert decision.policy is not None
                 self.log.warning(
                     "%s; applying policy failureMode=%s",
-                    policy.get("reason") if policy else "policy engine unavailable",
+                    decision.policy.reason or "policy engine unavailable",
                     snapshot.spec.policy.failure_mode,
                 )
             else:
                 self.log.warning("policy engine answering again")
+        for kind in decision.degraded:
+            self._degraded(kind)
         if self.telemetry is not None:
             record = self.telemetry.record_decision(
                 decision,
@@ -129,6 +140,16 @@ class Runtime:
                     self._pending.popitem(last=False)
         if self.decision_log is not None:
             self.decision_log.log_decision(decision, request, elapsed_s)
+
+    def _degraded(self, kind: str) -> None:
+        """Count work skipped to protect the loop; log the first of each kind per minute."""
+        self.count_error(kind)
+        now = time.monotonic()
+        if now - self._degraded_logged.get(kind, -60.0) >= 60.0:
+            self._degraded_logged[kind] = now
+            self.log.warning(
+                "%s: a request was routed without its analysis (see routeiq_errors_total)", kind
+            )
 
     async def record_status(self, decision: Decision, status: int) -> None:
         """The upstream answered ``status`` (0: no answer): feeds backend health."""
@@ -182,6 +203,8 @@ class Runtime:
 
     async def close(self) -> None:
         self.snapshot.close()
+        if self.offload is not None:
+            self.offload.close()
         if self.state is not None:
             await self.state.aclose()
         if self.decision_log is not None:

@@ -85,6 +85,23 @@ class Settings(BaseSettings):
     reload_debounce_ms: int = Field(
         500, ge=0, description="Wait this long after a config change before rebuilding."
     )
+    analysis_threads: int = Field(
+        1,
+        ge=1,
+        le=32,
+        description="Threads that run embeddings and content scans off the event loop.",
+    )
+    analysis_timeout_ms: int = Field(
+        250,
+        gt=0,
+        description="Per-request budget for that work; past it the request is routed "
+        "without a classification (and its content scan counts as incomplete).",
+    )
+    analysis_max_pending: int = Field(
+        64,
+        ge=1,
+        description="Analysis jobs queued or running at once; more are degraded at once.",
+    )
     grace_period_s: float = Field(
         20.0, ge=0, description="On SIGTERM, time given to streams in flight before exit."
     )

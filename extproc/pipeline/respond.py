@@ -1,0 +1,88 @@
+"""Respond stage: turn the stage results into the proxy's instructions.
+
+The body rewrite (``model`` to the backend's own name, ``stream_options`` when a
+stream's usage must be read), the headers for the upstream and for the client, and
+whether the response must be read for usage.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from extproc import headers as h
+from extproc.api.openai import ParsedRequest
+from extproc.api.usage import ensure_stream_usage
+from extproc.config.schema import RoutingConfigSpec
+from extproc.pipeline.analyze import Analysis
+from extproc.pipeline.ask import Ask
+from extproc.pipeline.charge import Charge
+from extproc.pipeline.route import Route
+from extproc.policy import PolicyResult
+
+
+@dataclass(frozen=True, slots=True)
+class Instructions:
+    """What the adapter does to the request and the response."""
+
+    upstream_model: str
+    body_overrides: dict[str, Any]
+    accounting: bool
+    strip_usage_chunk: bool
+    upstream_headers: tuple[tuple[str, str], ...]
+    response_headers: tuple[tuple[str, str], ...]
+
+
+def _body(
+    spec: RoutingConfigSpec, request: ParsedRequest, upstream_model: str, paid: Charge
+) -> tuple[dict[str, Any], bool, bool]:
+    overrides: dict[str, Any] = {}
+    if upstream_model != request.model:
+        overrides["model"] = upstream_model
+    reservation = paid.reservation
+    accounting = spec.usage_accounting == "always" or (
+        spec.usage_accounting == "auto" and reservation is not None and reservation.tokens > 0
+    )
+    strip_usage = False
+    if accounting and request.stream:
+        patched, strip_usage = ensure_stream_usage(request.body, request.endpoint)
+        if strip_usage:
+            overrides["stream_options"] = patched["stream_options"]
+    return overrides, accounting, strip_usage
+
+
+def instructions(
+    spec: RoutingConfigSpec,
+    request: ParsedRequest,
+    decision_id: str,
+    ask: Ask,
+    analysis: Analysis,
+    policy: PolicyResult | None,
+    chosen: Route,
+    paid: Charge,
+) -> Instructions:
+    backend = chosen.backend
+    upstream_model = ask.upstream_models[backend.name]
+    overrides, accounting, strip_usage = _body(spec, request, upstream_model, paid)
+    tiers = [(h.TIER, backend.tier.value), (h.NEEDED_TIER, chosen.target.value)]
+    c = analysis.classification
+    if c is not None:
+        tiers.append((h.CATEGORY, c.category))
+    response = [*paid.headers]
+    rh = spec.response_headers
+    if rh.backend:
+        response.append((h.BACKEND, backend.name))
+    if rh.decision_id:
+        response.append((h.DECISION_ID, decision_id))
+    if ask.profile is not None:
+        response += [*tiers, (h.ROUTED_PROFILE, ask.profile.value)]
+    # Also upstream: a proxy that does not run the response phase copies them back.
+    upstream = [(h.BACKEND, backend.name), (h.DECISION_ID, decision_id)]
+    if ask.profile is not None:
+        upstream += tiers
+    if policy is not None:
+        upstream += policy.headers
+        response += policy.response_headers
+    return Instructions(
+        upstream_model, overrides, accounting, strip_usage, tuple(upstream), tuple(response)
+    )
