@@ -26,6 +26,10 @@ from extproc.routing.artefacts import ArtefactError, Manifest, load_manifest
 
 Vector = npt.NDArray[np.float32]
 
+# onnxruntime session option (onnxruntime_session_options_config_keys.h): "0" makes idle
+# intra-op pool threads wait on a condition variable instead of busy-polling for work.
+ALLOW_SPINNING = "session.intra_op.allow_spinning"
+
 
 class Embedder:
     """Text -> L2-normalised 384-d vectors; build with :func:`load_embedder`."""
@@ -97,8 +101,11 @@ def load_embedder(
 
     ``model_file`` defaults to the manifest's ``default`` (the int8 model); ``keep`` is
     ``head`` (first ``max_tokens`` tokens) or ``tail`` (last ones). ``threads``
-    bounds intra-op parallelism (the service shares its cores with gRPC), and execution
-    is sequential: a 6-layer encoder on one text gains nothing from inter-op threads.
+    bounds intra-op parallelism: the server passes ``spec.routing.threads`` (1 runs
+    the model on the calling thread, the least CPU per request; more threads cut the
+    wall time of long prompts at a higher CPU cost), the offline tools keep 2 for
+    batches. Pool threads never spin while idle, and execution is sequential: a
+    6-layer encoder on one text gains nothing from inter-op threads.
     """
     manifest: Manifest = load_manifest(manifest_path)
     name = model_file or str(manifest.data.get("default", "model_int8.onnx"))
@@ -114,6 +121,10 @@ def load_embedder(
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
+    # Idle pool threads block instead of spinning: with spinning (onnxruntime's default)
+    # each run leaves the pool busy-waiting on the other cores, about 2.5x the CPU of
+    # the run itself for a short prompt on 2 threads (docs/operations.md, embedder).
+    options.add_session_config_entry(ALLOW_SPINNING, "0")
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3

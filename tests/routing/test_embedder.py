@@ -1,5 +1,5 @@
-"""The ONNX embedder matches sentence-transformers and refuses artefacts that do not match
-their manifest."""
+"""The ONNX embedder matches sentence-transformers, refuses artefacts that do not match
+their manifest, and runs its session without spinning threads."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 
 from extproc.config.errors import ConfigError
+from extproc.routing import build_router
 from extproc.routing.artefacts import ArtefactError
-from extproc.routing.embedder import Embedder, load_embedder
+from extproc.routing.embedder import ALLOW_SPINNING, Embedder, load_embedder
+from extproc.routing.spec import RoutingSpec
 
 from .conftest import MODELS, REPO
 
@@ -83,3 +85,25 @@ def test_tail_truncation_keeps_the_end() -> None:
     assert float(a @ b) < 0.95
     with pytest.raises(ArtefactError, match="head' or 'tail"):
         load_embedder(MODELS / "embedder" / "manifest.json", keep="middle")
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_session_never_spins_and_uses_the_given_threads(threads: int) -> None:
+    emb = load_embedder(MODELS / "embedder" / "manifest.json", threads=threads)
+    options = emb._session.get_session_options()
+    assert options.get_session_config_entry(ALLOW_SPINNING) == "0"
+    assert options.intra_op_num_threads == threads
+    assert options.inter_op_num_threads == 1
+
+
+def test_thread_count_does_not_change_vectors(embedder: Embedder) -> None:
+    one = load_embedder(MODELS / "embedder" / "manifest.json", threads=1)
+    text = "Write a Python function that checks whether a string is a palindrome."
+    assert float(one.embed(text) @ embedder.embed(text)) > 0.9999
+
+
+def test_router_builds_its_embedder_with_the_spec_threads() -> None:
+    router = build_router(RoutingSpec(threads=1), REPO)
+    options = router.embedder._session.get_session_options()
+    assert options.intra_op_num_threads == 1
+    assert options.get_session_config_entry(ALLOW_SPINNING) == "0"
