@@ -11,10 +11,10 @@ is configured and the trace is sampled. Without an exporter no tracer exists and
 span object is made; with one, the parent-based ratio sampler decides before any
 attribute is computed. Measured figures are in docs/operations.md.
 
-The decision's ``explain`` mapping is read for two optional timings, so ``decide()``
-stays free of telemetry: ``explain["classification"]["embed_ms"]`` (embedding time)
-and ``explain["policy"]`` (``PolicyResult.explain()``: ``latency_us``, ``engine``,
-``allowed``, ``engine_unavailable``, ``dry_run``).
+The decision's typed results are read for two optional timings, so ``decide()``
+stays free of telemetry: ``decision.classification`` (``embed_ms``, strategy, arm,
+shadow) and ``decision.policy`` (engine, outcome, ``latency_s``); the explain
+document is never built here.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ from extproc.telemetry.tracing import (
     UNKNOWN_OPERATION,
     build_tracer_provider,
     decision_attributes,
-    policy_outcome,
+    policy_result_outcome,
     usage_attributes,
 )
 
@@ -172,9 +172,7 @@ class Telemetry:
         if decision.outcome is Outcome.DENIED:
             reason = decision.reasons[0] if decision.reasons else "unknown"
             ins.denials.add(1, self._labels("r", reason))
-        explain = decision.explain
-        if explain:
-            self._record_timings(explain)
+        self._record_timings(decision)
         provider = None
         if snapshot is not None and decision.backend is not None:
             spec = snapshot.backends.get(decision.backend)
@@ -188,37 +186,22 @@ class Telemetry:
             )
         return DecisionRecord(decision, operation, provider, span_context, end_ns)
 
-    def _record_timings(self, explain: Mapping[str, Any]) -> None:
-        classification = explain.get("classification")
-        if isinstance(classification, Mapping):
-            strategy = str(classification.get("strategy") or "unknown")
-            self.instruments.classifications.add(
-                1,
-                self._labels(
-                    "c",
-                    strategy,
-                    str(classification.get("variant") or "none"),
-                    str(classification.get("category") or "unknown"),
-                ),
+    def _record_timings(self, decision: Decision) -> None:
+        c = decision.classification
+        if c is not None:
+            ins = self.instruments
+            ins.classifications.add(
+                1, self._labels("c", c.strategy, c.variant or "none", c.category)
             )
-            shadow = classification.get("shadow")
-            if isinstance(shadow, Mapping) and shadow.get("disagrees"):
-                self.instruments.shadow_disagreements.add(
-                    1, self._labels("x", strategy, str(shadow.get("strategy") or "unknown"))
-                )
-            embed_ms = classification.get("embed_ms")
-            if isinstance(embed_ms, int | float) and embed_ms > 0:
-                self.instruments.embedding_duration.record(
-                    embed_ms / 1000, self._labels("s", strategy)
-                )
-        policy = explain.get("policy")
-        if isinstance(policy, Mapping):
-            latency_us = policy.get("latency_us")
-            if isinstance(latency_us, int | float):
-                labels = self._labels(
-                    "p", str(policy.get("engine") or "unknown"), policy_outcome(policy)
-                )
-                self.instruments.policy_duration.record(latency_us / 1e6, labels)
+            if c.shadow_disagrees:
+                assert c.shadow is not None
+                ins.shadow_disagreements.add(1, self._labels("x", c.strategy, c.shadow.strategy))
+            if c.embed_ms > 0:
+                ins.embedding_duration.record(c.embed_ms / 1000, self._labels("s", c.strategy))
+        policy = decision.policy
+        if policy is not None:
+            labels = self._labels("p", policy.engine, policy_result_outcome(policy))
+            self.instruments.policy_duration.record(policy.latency_s, labels)
 
     def _decision_span(
         self,

@@ -27,6 +27,7 @@ from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
 from extproc.api.openai import Endpoint, ParsedRequest
 from extproc.decision import Decision
+from extproc.policy.result import PolicyResult
 
 TRACER_NAME = "routeiq"
 
@@ -93,27 +94,24 @@ def decision_attributes(
     if decision.error is not None:
         attrs["error.type"] = decision.error.code or decision.error.type
         attrs["routeiq.error.status"] = decision.error.status
-    explain = decision.explain
-    classification = explain.get("classification")
-    if isinstance(classification, Mapping):
-        _put(attrs, "routeiq.score", classification.get("score"))
-    policy = explain.get("policy")
-    if isinstance(policy, Mapping):
-        attrs["routeiq.policy.outcome"] = policy_outcome(policy)
-        _put(attrs, "routeiq.policy.engine", policy.get("engine"))
+    if decision.classification is not None:
+        attrs["routeiq.score"] = decision.classification.score
+    policy = decision.policy
+    if policy is not None:
+        attrs["routeiq.policy.outcome"] = policy_result_outcome(policy)
+        attrs["routeiq.policy.engine"] = policy.engine
     if decision.fallbacks:
         attrs["routeiq.fallbacks"] = decision.fallbacks
     return attrs
 
 
-def policy_outcome(policy: Mapping[str, Any]) -> str:
-    """``allow``, ``deny``, ``dry_run_deny`` or ``unavailable`` from ``PolicyResult.explain()``."""
-    if policy.get("engine_unavailable"):
+def policy_result_outcome(policy: PolicyResult) -> str:
+    """``allow``, ``deny``, ``dry_run_deny`` or ``unavailable``: the policy's outcome label."""
+    if policy.engine_unavailable:
         return "unavailable"
-    if not policy.get("allowed", True):
+    if not policy.allowed:
         return "deny"
-    dry_run = policy.get("dry_run")
-    if isinstance(dry_run, Mapping) and dry_run.get("would_deny"):
+    if policy.dry_run is not None and policy.dry_run.would_deny:
         return "dry_run_deny"
     return "allow"
 

@@ -8,6 +8,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from extproc.decision import Decision, Outcome
+from extproc.routing.router import Classification
 from extproc.runtime import Runtime
 from extproc.state.types import StateStats
 from extproc.telemetry import merge_exposition
@@ -239,22 +240,32 @@ def test_failed_open_span_is_an_error(captured: Captured) -> None:
 
 def test_experiment_arms_and_shadow_disagreements_are_counted(captured: Captured) -> None:
     def decision(variant: str, disagrees: bool) -> Decision:
-        shadow = {"strategy": "knn", "category": "chat", "tier": "eco", "disagrees": disagrees}
+        shadow = Classification(
+            category="chat" if disagrees else "coding",
+            tier="eco",
+            score=0.1,
+            scores={},
+            strategy="knn",
+            variant=None,
+            signals={},
+        )
         return Decision(
             id="d",
             outcome=Outcome.ROUTED,
             config_version="v",
             requested_model="auto",
             backend="eco",
-            explain={
-                "classification": {
-                    "strategy": variant,
-                    "variant": variant,
-                    "category": "coding",
-                    "embed_ms": 1.0,
-                    "shadow": shadow,
-                }
-            },
+            classification=Classification(
+                category="coding",
+                tier="eco",
+                score=0.2,
+                scores={},
+                strategy=variant,
+                variant=variant,
+                signals={},
+                shadow=shadow,
+                embed_ms=1.0,
+            ),
         )
 
     t = captured.telemetry
