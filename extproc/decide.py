@@ -25,7 +25,7 @@ from extproc.pipeline.analyze import NOTHING, Analysis, analyze
 from extproc.pipeline.ask import Ask, resolve
 from extproc.pipeline.charge import BudgetRefusal, Charge, charge
 from extproc.pipeline.offload import InlineOffload, Offload
-from extproc.pipeline.policy import apply_policy
+from extproc.pipeline.policy import enforce, evaluate_or_refuse
 from extproc.pipeline.refusal import Refusal
 from extproc.pipeline.respond import instructions
 from extproc.pipeline.route import Route, route
@@ -99,9 +99,9 @@ async def _stages(
         offload=offload,
     )
     if snapshot.policy is not None:
-        outcome = await apply_policy(snapshot, request, p.caller, p.ask, p.analysis, state)
-        p.policy, p.ask = outcome.result, outcome.ask
-        if outcome.forced:
+        p.policy = await evaluate_or_refuse(snapshot, request, p.caller, p.ask, p.analysis, state)
+        asked, p.ask = p.ask, enforce(snapshot, p.policy, p.ask)
+        if p.ask is not asked:
             await _classify_forced(snapshot, request, p, offload)
     p.chosen = await route(
         snapshot, request, p.caller, p.ask, p.analysis.classification, p.policy, state

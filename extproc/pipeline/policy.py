@@ -8,8 +8,6 @@ refuses like a budget check that could not be made.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from extproc.api.errors import ApiError
 from extproc.api.identity import Caller
 from extproc.api.openai import ParsedRequest
@@ -20,15 +18,6 @@ from extproc.pipeline.refusal import Refusal
 from extproc.policy import PolicyResult, build_input
 from extproc.state.ratelimit import limits_document
 from extproc.state.types import StateStore, StateUnavailable
-
-
-@dataclass(frozen=True, slots=True)
-class PolicyOutcome:
-    """The policy's result and the ask it leaves (changed when it forced a model)."""
-
-    result: PolicyResult
-    ask: Ask
-    forced: bool
 
 
 def _classification_input(analysis: Analysis) -> dict[str, object] | None:
@@ -78,25 +67,29 @@ def _forced_error(result: PolicyResult, name: str) -> ApiError:
     )
 
 
-async def apply_policy(
+async def evaluate_or_refuse(
     snapshot: Snapshot,
     request: ParsedRequest,
     caller: Caller,
     ask: Ask,
     analysis: Analysis,
     state: StateStore | None,
-) -> PolicyOutcome:
-    """Evaluate; refuse on deny; resolve a forced model or profile."""
+) -> PolicyResult:
+    """:func:`evaluate`; budget levels that cannot be read refuse like a budget check."""
     try:
-        result = await evaluate(snapshot, request, caller, ask, analysis, state)
+        return await evaluate(snapshot, request, caller, ask, analysis, state)
     except StateUnavailable as exc:
         raise Refusal(exc) from None
+
+
+def enforce(snapshot: Snapshot, result: PolicyResult, ask: Ask) -> Ask:
+    """Refuse on deny; the ask after a forced model or profile (``ask`` itself if none)."""
     if not result.allowed:
         raise Refusal(result.api_error(), result.rule_ids)
     name = result.force_model or (result.profile if ask.profile is not None else None)
     if not name:
-        return PolicyOutcome(result, ask, forced=False)
+        return ask
     forced = lookup(snapshot, name, {})
     if forced is None:
         raise Refusal(_forced_error(result, name), result.rule_ids)
-    return PolicyOutcome(result, forced, forced=True)
+    return forced
