@@ -8,7 +8,10 @@ to 128 on its own: both are reset here so one text costs only its real length, a
 truncation length is an explicit, documented choice (``max_tokens``).
 
 One ``Embedder`` is built per config snapshot and shared by every request; the
-onnxruntime session is thread-safe for ``run``.
+onnxruntime session is thread-safe for ``run``. ``embed`` (the per-request call) keeps
+the vectors of recent texts in a bounded LRU (``cache_entries``; 0 turns it off), so a
+repeated prompt costs a dictionary lookup; the batch calls used by training and
+scoring bypass it.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import onnxruntime as ort
 from tokenizers import Tokenizer
 
 from extproc.routing.artefacts import ArtefactError, Manifest, load_manifest
+from extproc.routing.text_cache import TextCache
 
 Vector = npt.NDArray[np.float32]
 
@@ -30,29 +34,54 @@ Vector = npt.NDArray[np.float32]
 # intra-op pool threads wait on a condition variable instead of busy-polling for work.
 ALLOW_SPINNING = "session.intra_op.allow_spinning"
 
+# Recent per-request texts whose vectors are kept (384 float32 each: 1.5 KiB, so the
+# default costs about 6 MiB per snapshot).
+DEFAULT_CACHE_ENTRIES = 4096
+
 
 class Embedder:
     """Text -> L2-normalised 384-d vectors; build with :func:`load_embedder`."""
 
     def __init__(
-        self, session: ort.InferenceSession, tokenizer: Tokenizer, max_tokens: int, model: str
+        self,
+        session: ort.InferenceSession,
+        tokenizer: Tokenizer,
+        max_tokens: int,
+        model: str,
+        cache_entries: int = 0,
     ) -> None:
         self._session = session
         self._tokenizer = tokenizer
         self.max_tokens = max_tokens
         self.model = model
         self._inputs = {i.name for i in session.get_inputs()}
+        self.cache: TextCache[Vector] | None = TextCache(cache_entries) if cache_entries else None
+
+    def cached(self, text: str) -> bool:
+        """Whether ``embed(text)`` would be answered from the cache (no model run)."""
+        return self.cache is not None and text in self.cache
 
     @property
     def dimensions(self) -> int:
         return 384
 
     def embed(self, text: str) -> Vector:
-        """One text -> one unit vector (shape ``[384]``); the per-request call."""
+        """One text -> one unit vector (shape ``[384]``); the per-request call.
+
+        The returned array is shared with the cache: callers must not modify it.
+        """
+        cache = self.cache
+        if cache is not None:
+            hit = cache.get(text)
+            if hit is not None:
+                return hit
         enc = self._tokenizer.encode(text)
         ids = np.asarray([enc.ids], dtype=np.int64)
         mask = np.asarray([enc.attention_mask], dtype=np.int64)
         vec: Vector = self._run(ids, mask)[0]
+        if cache is not None:
+            vec.flags.writeable = False
+            cache.put(text, vec)
         return vec
 
     def embed_batch(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
@@ -96,6 +125,7 @@ def load_embedder(
     max_tokens: int = 128,
     threads: int = 2,
     keep: str = "head",
+    cache_entries: int = DEFAULT_CACHE_ENTRIES,
 ) -> Embedder:
     """Verify the manifest's hashes, then load the ONNX model and tokenizer.
 
@@ -134,7 +164,7 @@ def load_embedder(
         )
     except Exception as exc:  # onnxruntime raises its own untyped exceptions
         raise ArtefactError(f"{manifest.file(name)}: onnxruntime refused the model: {exc}") from exc
-    return Embedder(session, tokenizer, max_tokens, name)
+    return Embedder(session, tokenizer, max_tokens, name, cache_entries)
 
 
 def timed_embed(embedder: Embedder, text: str) -> tuple[Vector, float]:
