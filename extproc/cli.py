@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import socket
 import sys
 from collections.abc import Sequence
 
@@ -25,25 +26,85 @@ def _settings_or_exit() -> Settings:
         raise SystemExit(2) from None
 
 
+# ``serve`` flags and the settings they override.
+_SERVE_FLAGS = {
+    "config": "config_path",
+    "host": "grpc_host",
+    "port": "grpc_port",
+    "workers": "workers",
+    "admin_host": "admin_host",
+    "admin_port": "admin_port",
+}
+
+
+def _serve_settings(args: argparse.Namespace) -> Settings:
+    """Environment settings with the given flags on top; a bad value exits 2, one line each."""
+    settings = _settings_or_exit()
+    overrides = {
+        field: getattr(args, flag)
+        for flag, field in _SERVE_FLAGS.items()
+        if getattr(args, flag) is not None
+    }
+    if not overrides:
+        return settings
+    try:
+        return Settings(**{**settings.model_dump(), **overrides})
+    except ValidationError as exc:
+        flags = {field: flag for flag, field in _SERVE_FLAGS.items()}
+        for err in exc.errors():
+            field = str(err["loc"][0]) if err["loc"] else ""
+            name = "--" + flags.get(field, field).replace("_", "-")
+            print(f"routeiq: invalid {name}: {err['msg']}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def port_problem(host: str, port: int) -> str | None:
+    """Why nothing can listen on ``host:port`` now (None when it can; port 0 always can).
+
+    Binds a throwaway socket with ``SO_REUSEADDR`` but not ``SO_REUSEPORT``: a port held
+    by any listener fails, including another RouteIQ, which gRPC's ``SO_REUSEPORT``
+    (set so that workers share a port) would otherwise join silently.
+    """
+    if port == 0:
+        return None
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host.strip("[]"), port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except socket.gaierror as exc:
+        return f"cannot resolve {host!r}: {exc.strerror}"
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            return (exc.strerror or str(exc)).lower()
+    return None
+
+
+def _listen_problem(settings: Settings) -> str | None:
+    """The first port ``serve`` cannot listen on, as one line (a worker skips the check:
+    its siblings legitimately share the gRPC port, and the parent checked both)."""
+    if settings.worker_index is not None:
+        return None
+    for what, host, port in (
+        ("gRPC", settings.grpc_host, settings.grpc_port),
+        ("admin", settings.admin_host, settings.admin_port),
+    ):
+        problem = port_problem(host, port)
+        if problem is not None:
+            return f"cannot listen for {what} on {host}:{port}: {problem}"
+    return None
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
+    settings = _serve_settings(args)
+    problem = _listen_problem(settings)
+    if problem is not None:
+        print(f"routeiq: {problem}", file=sys.stderr)
+        return 2
     from extproc.server.app import serve
 
-    overrides = {
-        k: v
-        for k, v in {
-            "config_path": args.config,
-            "grpc_port": args.port,
-            "grpc_host": args.host,
-        }.items()
-        if v is not None
-    }
-    settings = _settings_or_exit()
-    if overrides:
-        try:
-            settings = Settings(**{**settings.model_dump(), **overrides})
-        except ValidationError as exc:
-            print(f"routeiq: {exc}", file=sys.stderr)
-            return 2
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
@@ -52,6 +113,14 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         return asyncio.run(serve(settings))
     except ConfigError as exc:
         print(f"routeiq: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # e.g. a port taken between the check and the bind
+        print(f"routeiq: {exc}", file=sys.stderr)
+        return 2
+    except RuntimeError as exc:  # grpc's bind failure is a RuntimeError
+        if "Failed to bind" not in str(exc):
+            raise
+        print(f"routeiq: {str(exc).split(';', 1)[0]}", file=sys.stderr)
         return 2
 
 
@@ -116,6 +185,17 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", help="RoutingConfig YAML (overrides ROUTEIQ_CONFIG_PATH)")
     serve.add_argument("--host", help="bind address (overrides ROUTEIQ_GRPC_HOST)")
     serve.add_argument("--port", type=int, help="gRPC port (overrides ROUTEIQ_GRPC_PORT)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        help="server processes sharing the gRPC port (overrides ROUTEIQ_WORKERS)",
+    )
+    serve.add_argument(
+        "--admin-host", help="admin HTTP bind address (overrides ROUTEIQ_ADMIN_HOST)"
+    )
+    serve.add_argument(
+        "--admin-port", type=int, help="admin HTTP port (overrides ROUTEIQ_ADMIN_PORT)"
+    )
     serve.set_defaults(func=_cmd_serve)
 
     demo = sub.add_parser("demo", help="run Envoy + RouteIQ + demo backends with sample traffic")
