@@ -13,7 +13,11 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True, slots=True)
 class ApiError(Exception):
-    """A refusal with an HTTP status and an OpenAI-style error document."""
+    """A refusal with an HTTP status and an OpenAI-style error document.
+
+    ``raw`` replaces the whole body when set (a policy's own deny body); ``message``
+    still names the refusal in logs and metrics.
+    """
 
     status: int
     message: str
@@ -21,9 +25,12 @@ class ApiError(Exception):
     code: str | None = None
     param: str | None = None
     headers: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    raw: bytes | None = None
 
     def body(self) -> bytes:
-        """The JSON body ``{"error": {"message", "type", "param", "code"}}``."""
+        """``raw`` if set, else ``{"error": {"message", "type", "param", "code"}}``."""
+        if self.raw is not None:
+            return self.raw
         return json.dumps(
             {
                 "error": {

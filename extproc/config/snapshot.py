@@ -140,7 +140,11 @@ def build_snapshot(
     detectors = None
     if with_policy and spec.policy.engine != "none":
         policy = build_policy_engine(spec.policy, base_dir)
-        detectors = Detectors(spec.policy.detectors) if spec.policy.detectors else None
+        detectors = (
+            Detectors(spec.policy.detectors, spec.policy.detector_max_chars)
+            if spec.policy.detectors
+            else None
+        )
     router = build_router(spec.routing, base_dir) if with_router else None
 
     return Snapshot(

@@ -47,8 +47,32 @@ def rego_error_text(exc: BaseException) -> str:
     return text or type(exc).__name__
 
 
+def is_panic(exc: BaseException) -> bool:
+    """A Rust panic inside regorus: pyo3's ``PanicException``, a ``BaseException`` that
+    ``except Exception`` does not catch."""
+    return type(exc).__name__ == "PanicException"
+
+
 class _Evaluator(Protocol):
     def evaluate(self, input_json: str) -> Any: ...
+
+
+def _load_engine(engine: Any, modules: tuple[tuple[str, str], ...], data_json: str) -> str:
+    """Load sources into ``engine``; the error text, or "" when all loaded.
+
+    Errors come back as text, not exceptions: an exception's traceback would keep the
+    engine alive, and whichever thread frees the exception would drop it there.
+    """
+    for path, source in modules:
+        try:
+            engine.add_policy(path, source)
+        except RuntimeError as exc:
+            return f"Rego error in {path}: {rego_error_text(exc)}"
+    try:
+        engine.add_data_json(data_json)
+    except RuntimeError as exc:
+        return f"policy data rejected: {rego_error_text(exc)}"
+    return ""
 
 
 class _Interpreter:
@@ -57,15 +81,10 @@ class _Interpreter:
     def __init__(self, bundle: PolicyBundle, query: str, *, with_tests: bool = False) -> None:
         engine = regorus.Engine()
         modules = bundle.modules + (bundle.tests if with_tests else ())
-        for path, source in modules:
-            try:
-                engine.add_policy(path, source)
-            except RuntimeError as exc:
-                raise PolicyConfigError(f"Rego error in {path}: {rego_error_text(exc)}") from None
-        try:
-            engine.add_data_json(bundle.data_json)
-        except RuntimeError as exc:
-            raise PolicyConfigError(f"policy data rejected: {rego_error_text(exc)}") from None
+        error = _load_engine(engine, modules, bundle.data_json)
+        if error:
+            del engine  # dropped here, on the thread that made it
+            raise PolicyConfigError(error)
         self.engine = engine
         self._query = query
 
@@ -220,7 +239,14 @@ class EmbeddedEngine:
         except DecisionError as exc:
             detail = f"bad decision: {exc}"
             result = unavailable(self.name, fail_open=self._fail_open, detail=detail)
-        except Exception as exc:  # a Rego runtime error: the engine could not answer
+        except Exception as exc:  # a Rego runtime error, an unencodable input
+            detail = f"evaluation error ({type(exc).__name__})"
+            result = unavailable(self.name, fail_open=self._fail_open, detail=detail)
+        except BaseException as exc:
+            if not is_panic(exc):
+                raise  # KeyboardInterrupt, SystemExit, cancellation: not the engine's
+            # A panic may leave the evaluator half-way through: this thread builds anew.
+            _THREAD_SLOTS.slots.pop(self._key, None)
             detail = f"evaluation error ({type(exc).__name__})"
             result = unavailable(self.name, fail_open=self._fail_open, detail=detail)
         return result.with_latency(time.perf_counter() - start)
@@ -253,7 +279,42 @@ def _check_vm(
                 return None, "the VM disagreed with the interpreter on a probe input"
     except (RuntimeError, ValueError) as exc:
         return None, f"the VM cannot compile this bundle: {rego_error_text(exc)}"
+    except BaseException as exc:
+        if not is_panic(exc):
+            raise
+        return None, f"the VM panicked on a probe input: {rego_error_text(exc)}"
     return program, ""
+
+
+def _probe_answers(
+    interpreter: _Interpreter, texts: list[str], query: str, deny_status: int
+) -> list[Any] | str:
+    """The interpreter's answer to each probe, or the text of why the bundle cannot
+    serve (text, not an exception, for the reason given in ``_load_engine``)."""
+    expected: list[Any] = []
+    for i, text in enumerate(texts):
+        try:
+            value = interpreter.evaluate(text)
+        except UndefinedDecision:
+            if i == 0:
+                return (
+                    f"the policy query '{query}' is undefined for a sample request: check the "
+                    "package and rule names, or give the rule a default"
+                )
+            expected.append(UndefinedDecision)
+            continue
+        except RuntimeError as exc:
+            return f"policy evaluation failed: {rego_error_text(exc)}"
+        except BaseException as exc:
+            if not is_panic(exc):
+                raise
+            return f"policy evaluation failed: the engine panicked ({rego_error_text(exc)})"
+        try:
+            parse_decision(value, engine="embedded", deny_status=deny_status)
+        except DecisionError as exc:
+            return f"'{query}' does not return a valid decision: {exc}"
+        expected.append(value)
+    return expected
 
 
 def build_embedded(
@@ -275,25 +336,10 @@ def build_embedded(
     """
     texts = [orjson.dumps(p).decode() for p in probes]
     interpreter = _Interpreter(bundle, query)
-    expected: list[Any] = []
-    for i, text in enumerate(texts):
-        try:
-            value = interpreter.evaluate(text)
-        except UndefinedDecision:
-            if i == 0:
-                raise PolicyConfigError(
-                    f"the policy query '{query}' is undefined for a sample request: check the "
-                    "package and rule names, or give the rule a default"
-                ) from None
-            expected.append(UndefinedDecision)
-            continue
-        except RuntimeError as exc:
-            raise PolicyConfigError(f"policy evaluation failed: {rego_error_text(exc)}") from None
-        try:
-            parse_decision(value, engine="embedded", deny_status=deny_status)
-        except DecisionError as exc:
-            raise PolicyConfigError(f"'{query}' does not return a valid decision: {exc}") from None
-        expected.append(value)
+    expected = _probe_answers(interpreter, texts, query, deny_status)
+    del interpreter  # dropped on this (the building) thread, whatever happens next
+    if isinstance(expected, str):
+        raise PolicyConfigError(expected)
 
     program: bytes | None = None
     fallback = "evaluator: interpreter"

@@ -107,7 +107,7 @@ def build_policy_engine(spec: PolicySpec, base_dir: Path) -> PolicyEngine:
     return build_embedded(
         bundle,
         spec.query,
-        probe_inputs(bundle.data),
+        probe_inputs(bundle.data, include_raw_body=spec.include_raw_body),
         deny_status=spec.deny_status,
         dry_run=spec.dry_run,
         fail_open=fail_open,

@@ -5,6 +5,16 @@ Existing OPA Envoy policies read ``input.attributes.request.http.*``,
 unchanged. RouteIQ adds what it already computed (``input.routeiq``) so policies do
 not re-derive token estimates or identities in Rego.
 
+Bounded by default: ``parsed_body`` carries the body's own fields (model, stream,
+max_tokens, temperature, metadata, user...) but not the content fields (messages,
+input, prompt, instructions, tools, functions), which the ``routeiq`` object
+summarises (counts, tool names, detector findings, classification). Encoding a whole
+prompt for every evaluation costs time for nothing most policies read. With
+``spec.policy.includeRawBody: true`` the whole decoded body is ``parsed_body`` and the
+raw text is ``attributes.request.http.body``, as in OPA's Envoy plugin; the parser's
+limits (``extproc.api.openai.ParseLimits``: depth 64) keep the document within what
+orjson (255 levels) and regorus (128) accept.
+
 Secrets never enter the document: the values of ``authorization``, API-key and cookie
 headers (``PolicySpec.redactHeaders``) are replaced by ``sha256:<16 hex>`` of the
 credential (the same hash as ``routeiq.caller.api_key_hash``), so a policy can still
@@ -23,6 +33,10 @@ from extproc.api.openai import ParsedRequest
 from extproc.policy.spec import DEFAULT_REDACTED_HEADERS
 
 REDACTED_PREFIX = "sha256:"
+
+# Body fields that carry the prompt, the conversation or tool definitions: the bulk of
+# a request. They reach policies only with includeRawBody.
+CONTENT_FIELDS = frozenset({"messages", "input", "prompt", "instructions", "tools", "functions"})
 
 
 def redact_headers(
@@ -44,6 +58,28 @@ def split_path(path: str) -> tuple[list[str], dict[str, list[str]]]:
     return segments, parse_qs(query, keep_blank_values=True) if query else {}
 
 
+def body_fields(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The body without its ``CONTENT_FIELDS``: what ``parsed_body`` holds by default."""
+    return {k: v for k, v in body.items() if k not in CONTENT_FIELDS}
+
+
+def tool_names(body: Mapping[str, Any]) -> list[str]:
+    """Names of the tools a request declares (a built-in tool without a name: its type)."""
+    tools = body.get("tools") or body.get("functions")
+    names: list[str] = []
+    if not isinstance(tools, list):
+        return names
+    for tool in tools:
+        if not isinstance(tool, dict):
+            continue
+        function = tool.get("function")
+        named = function if isinstance(function, dict) else tool
+        name = named.get("name", tool.get("type"))
+        if isinstance(name, str):
+            names.append(name)
+    return names
+
+
 def build_input(
     request: ParsedRequest,
     caller: Caller,
@@ -61,12 +97,13 @@ def build_input(
 
     ``profile`` is the routing profile the request asked for (``auto``, ``eco``...), or
     None for an explicit model. ``classification`` is the router's result
-    (``{category, tier, score, scores}``) when it ran before policy, else None.
+    ``{category, tier, score, scores}`` when it ran before policy, else None.
     ``limits`` is the caller's quota state when the state store provides it.
     ``findings`` are detector counts by kind (``Detectors.scan_body``).
-    ``parsed_body`` is the decoded body itself (not copied: treat it as read-only).
-    The raw body is included only with ``include_raw_body`` (policies that match on
-    bytes); it costs a decode per request.
+    ``include_raw_body`` (``spec.policy.includeRawBody``) puts the whole decoded body in
+    ``parsed_body`` (the parser's own dict, not copied: treat it as read-only) and the
+    raw text (``raw_body``, by default the bytes the request was parsed from) in
+    ``attributes.request.http.body``; without it ``parsed_body`` is ``body_fields``.
     """
     parsed_path, parsed_query = split_path(request.path)
     http: dict[str, Any] = {
@@ -76,13 +113,14 @@ def build_input(
         "headers": redact_headers(request.headers, redact),
         "size": request.body_size,
     }
-    if include_raw_body and raw_body is not None:
-        http["body"] = raw_body.decode("utf-8", "replace")
+    if include_raw_body:
+        raw = request.raw_body if raw_body is None else raw_body
+        http["body"] = raw.decode("utf-8", "replace")
     return {
         "attributes": {"request": {"http": http}},
         "parsed_path": parsed_path,
         "parsed_query": parsed_query,
-        "parsed_body": request.body,
+        "parsed_body": request.body if include_raw_body else body_fields(request.body),
         "routeiq": {
             "endpoint": request.endpoint.value,
             "model": request.model,
@@ -91,6 +129,7 @@ def build_input(
             "max_tokens": request.max_tokens,
             "stream": request.stream,
             "tool_count": request.tool_count,
+            "tool_names": tool_names(request.body) if request.tool_count else [],
             "message_count": request.message_count,
             "has_images": request.has_images,
             "caller": {**caller.as_dict(), "claims": caller.claims},
@@ -111,19 +150,22 @@ def _team_names(data: Mapping[str, Any]) -> list[str]:
     return names
 
 
-def probe_inputs(data: Mapping[str, Any]) -> list[dict[str, Any]]:
+def probe_inputs(
+    data: Mapping[str, Any], *, include_raw_body: bool = False
+) -> list[dict[str, Any]]:
     """Varied input documents a new engine is checked with before it may serve.
 
     They vary what policies usually branch on (team, model, size, classification
     header, detector findings), with teams taken from the data, so that the embedded
-    VM is compared with the interpreter on more than one path.
+    VM is compared with the interpreter on more than one path. Their body part has
+    the shape ``includeRawBody`` gives real requests.
     """
     probes: list[dict[str, Any]] = []
     teams: list[str | None] = [None, "probe", *_team_names(data)]
     for i, team in enumerate(teams):
         for model in ("auto", "gpt-4o", "gpt-4o-mini"):
             for big in (False, True):
-                doc = sample_input()
+                doc = sample_input(include_raw_body=include_raw_body)
                 rq = doc["routeiq"]
                 rq["caller"]["team"] = team
                 rq["model"] = doc["parsed_body"]["model"] = model
@@ -139,23 +181,24 @@ def probe_inputs(data: Mapping[str, Any]) -> list[dict[str, Any]]:
     return probes
 
 
-def sample_input() -> dict[str, Any]:
+def sample_input(*, include_raw_body: bool = False) -> dict[str, Any]:
     """A representative input document: the probe every engine is test-compiled with."""
+    body: dict[str, Any] = {"model": "auto"}
+    http: dict[str, Any] = {
+        "method": "POST",
+        "path": "/v1/chat/completions",
+        "host": "routeiq.local",
+        "headers": {"content-type": "application/json", "x-team": "probe"},
+        "size": 64,
+    }
+    if include_raw_body:
+        body["messages"] = [{"role": "user", "content": "hello"}]
+        http["body"] = '{"model":"auto","messages":[{"role":"user","content":"hello"}]}'
     return {
-        "attributes": {
-            "request": {
-                "http": {
-                    "method": "POST",
-                    "path": "/v1/chat/completions",
-                    "host": "routeiq.local",
-                    "headers": {"content-type": "application/json", "x-team": "probe"},
-                    "size": 64,
-                }
-            }
-        },
+        "attributes": {"request": {"http": http}},
         "parsed_path": ["v1", "chat", "completions"],
         "parsed_query": {},
-        "parsed_body": {"model": "auto", "messages": [{"role": "user", "content": "hello"}]},
+        "parsed_body": body,
         "routeiq": {
             "endpoint": "chat/completions",
             "model": "auto",
@@ -164,9 +207,10 @@ def sample_input() -> dict[str, Any]:
             "max_tokens": None,
             "stream": False,
             "tool_count": 0,
+            "tool_names": [],
             "message_count": 1,
             "has_images": False,
-            "caller": {"team": "probe", "user": None, "api_key_hash": None},
+            "caller": {"team": "probe", "user": None, "api_key_hash": None, "source": "headers"},
             "classification": None,
             "limits": None,
             "findings": {},

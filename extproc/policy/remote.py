@@ -29,6 +29,10 @@ from extproc.policy.result import DecisionError, PolicyResult, parse_decision, u
 class RemoteOpaEngine:
     """Decisions from a remote OPA server; every failure goes through the failure mode.
 
+    ``evaluate`` raises nothing but cancellation: timeouts, connection and HTTP errors,
+    bad responses, an input the client cannot encode and any other client error all
+    become the failure-mode result (``engine_unavailable``).
+
     ``ready`` is False after a failed call and True again after a successful one, so
     a readiness probe or metric can show the dependency's state.
     """
@@ -103,6 +107,13 @@ class RemoteOpaEngine:
             return self._failed(f"connection failed ({type(exc).__name__})")
         except ValueError:
             return self._failed("invalid JSON in response")
+        except (RecursionError, TypeError) as exc:
+            # The input could not be encoded (the client's JSON encoder recurses): this
+            # request's fault, not the server's, so readiness is left as it was.
+            detail = f"input not encodable ({type(exc).__name__})"
+            return unavailable(self.name, fail_open=self._fail_open, detail=detail)
+        except Exception as exc:  # anything else the HTTP client raises
+            return self._failed(f"request failed ({type(exc).__name__})")
         self.ready = True
         if not isinstance(out, dict) or "result" not in out:
             return PolicyResult(
@@ -114,7 +125,9 @@ class RemoteOpaEngine:
             )
         try:
             return parse_decision(
-                out["result"], engine=self.name, deny_status=self._deny_status,
+                out["result"],
+                engine=self.name,
+                deny_status=self._deny_status,
                 dry_run=self._dry_run,
             )
         except DecisionError as exc:

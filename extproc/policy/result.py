@@ -77,7 +77,12 @@ class PolicyResult:
         return replace(self, latency_s=latency_s)
 
     def api_error(self) -> ApiError:
-        """The OpenAI-style error a denied request gets (``body`` overrides it)."""
+        """The OpenAI-style error a denied request gets.
+
+        A decision's ``body`` is sent as the whole response body instead (verbatim when
+        the policy gave a string, JSON-encoded when it gave an object); status,
+        ``message`` (for logs) and response headers are the same either way.
+        """
         unavailable = self.engine_unavailable
         return ApiError(
             self.http_status,
@@ -86,6 +91,7 @@ class PolicyResult:
             "policy_unavailable" if unavailable else "policy_denied",
             None,
             self.response_headers,
+            raw=self.body.encode() if self.body is not None and not unavailable else None,
         )
 
     def explain(self) -> dict[str, Any]:
@@ -128,6 +134,25 @@ class PolicyResult:
 
 def _sorted(values: frozenset[str] | None) -> list[str] | None:
     return None if values is None else sorted(values)
+
+
+# Policy-written text quoted in an error stays short: it may carry request values.
+_QUOTE_MAX = 200
+
+
+def policy_config_error(rule: str, message: str) -> ApiError:
+    """The 500 for a decision that cannot be carried out (a ``force_model`` or
+    ``profile`` naming nothing this config serves): the policy's mistake, not the
+    client's, so a server error that names the rule (``rule_ids`` joined, or empty)
+    and says what is wrong. Count it (``code`` ``policy_config_error``)."""
+    text = message if len(message) <= _QUOTE_MAX else message[: _QUOTE_MAX - 3] + "..."
+    who = f"rule '{rule[:64]}'" if rule else "the policy decision"
+    return ApiError(
+        500,
+        f"The gateway's policy is misconfigured: {who}: {text}",
+        "server_error",
+        "policy_config_error",
+    )
 
 
 def allow_all(engine: str = "none") -> PolicyResult:

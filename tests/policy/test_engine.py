@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import threading
 from pathlib import Path
@@ -83,18 +84,25 @@ async def test_spec_dry_run_turns_deny_into_reported_allow() -> None:
 
 async def test_data_dry_run_switch(tmp_path: Path) -> None:
     _write(tmp_path, "data/dry.yaml", "routeiq_data:\n  dry_run: true\n")
-    spec = PolicySpec(engine="embedded", modules=(str(REPO / "policies"),),
-                      data=(str(REPO / "policies/data"), "data/dry.yaml"))
+    spec = PolicySpec(
+        engine="embedded",
+        modules=(str(REPO / "policies"),),
+        data=(str(REPO / "policies/data"), "data/dry.yaml"),
+    )
     with pytest.raises(ConfigError, match="already set by another data document"):
         build_policy_engine(spec, tmp_path)
 
 
 async def test_plain_boolean_policy(tmp_path: Path) -> None:
-    _write(tmp_path, "p/allow.rego",
-           "package envoy.authz\nimport rego.v1\ndefault allow := false\n"
-           "allow if input.attributes.request.http.method == \"POST\"\n")
-    spec = PolicySpec(engine="embedded", modules=("p",), query="data.envoy.authz.allow",
-                      deny_status=451)
+    _write(
+        tmp_path,
+        "p/allow.rego",
+        "package envoy.authz\nimport rego.v1\ndefault allow := false\n"
+        'allow if input.attributes.request.http.method == "POST"\n',
+    )
+    spec = PolicySpec(
+        engine="embedded", modules=("p",), query="data.envoy.authz.allow", deny_status=451
+    )
     engine = build_policy_engine(spec, tmp_path)
     assert (await engine.evaluate(request_doc())).allowed
     doc = request_doc()
@@ -122,7 +130,7 @@ def test_missing_path_and_undefined_query_and_bad_decision(tmp_path: Path) -> No
     _write(tmp_path, "p/a.rego", "package other\nimport rego.v1\nx := 1\n")
     with pytest.raises(ConfigError, match="undefined for a sample request"):
         build_policy_engine(PolicySpec(engine="embedded", modules=("p",)), tmp_path)
-    _write(tmp_path, "q/a.rego", "package routeiq\nimport rego.v1\ndecision := {\"allowed\": 1}\n")
+    _write(tmp_path, "q/a.rego", 'package routeiq\nimport rego.v1\ndecision := {"allowed": 1}\n')
     with pytest.raises(ConfigError, match="'allowed' must be a boolean"):
         build_policy_engine(PolicySpec(engine="embedded", modules=("q",)), tmp_path)
     _write(tmp_path, "d/bad.yaml", "routeiq_data: [1,\n")
@@ -133,10 +141,13 @@ def test_missing_path_and_undefined_query_and_bad_decision(tmp_path: Path) -> No
 
 
 async def test_runtime_error_follows_failure_mode(tmp_path: Path) -> None:
-    _write(tmp_path, "p/a.rego",
-           "package routeiq\nimport rego.v1\n"
-           "decision := {\"allowed\": x} if { x := input.routeiq.flag }\n"
-           "decision := {\"allowed\": true} if not input.routeiq.flag\n")
+    _write(
+        tmp_path,
+        "p/a.rego",
+        "package routeiq\nimport rego.v1\n"
+        'decision := {"allowed": x} if { x := input.routeiq.flag }\n'
+        'decision := {"allowed": true} if not input.routeiq.flag\n',
+    )
     for mode, allowed, status in (("open", True, 200), ("closed", False, 503)):
         spec = PolicySpec(engine="embedded", modules=("p",), failure_mode=mode)
         engine = build_policy_engine(spec, tmp_path)
@@ -185,3 +196,76 @@ def test_per_thread_evaluators_and_close_from_another_thread() -> None:
     gc.collect()
     assert results == [False] * 100
     other.close()
+
+
+# A rule whose builtin panics inside regorus (a Rust panic is a BaseException in Python,
+# not an Exception) when a client sends a huge max_tokens.
+PANICKY = (
+    "package routeiq\nimport rego.v1\n"
+    'default decision := {"allowed": true}\n'
+    'decision := {"allowed": count(numbers.range(1, input.routeiq.max_tokens)) > 0} if {\n'
+    "    input.routeiq.max_tokens > 1000000\n}\n"
+)
+
+
+@pytest.mark.parametrize("evaluator", ["vm", "interpreter"])
+@pytest.mark.parametrize(
+    ("mode", "allowed", "status"), [("open", True, 200), ("closed", False, 503)]
+)
+async def test_an_engine_panic_stays_inside_the_failure_mode(
+    tmp_path: Path, evaluator: str, mode: str, allowed: bool, status: int
+) -> None:
+    _write(tmp_path, "p/a.rego", PANICKY)
+    spec = PolicySpec(engine="embedded", modules=("p",), failure_mode=mode, evaluator=evaluator)
+    engine = build_policy_engine(spec, tmp_path)
+    doc = request_doc()
+    doc["routeiq"]["max_tokens"] = 10**18
+    result = await engine.evaluate(doc)
+    assert result.engine_unavailable and result.allowed is allowed
+    assert result.http_status == status and "PanicException" in result.reason
+    # the thread's evaluator was rebuilt: the next ordinary request is answered normally
+    ok = await engine.evaluate(request_doc())
+    assert ok.allowed and not ok.engine_unavailable
+    engine.close()
+
+
+@pytest.mark.parametrize("mode", ["open", "closed"])
+async def test_an_unencodable_input_stays_inside_the_failure_mode(
+    shipped: EmbeddedEngine, mode: str
+) -> None:
+    spec = SHIPPED.model_copy(update={"failure_mode": mode})
+    engine = build_policy_engine(spec, REPO)
+    deep: object = 1
+    for _ in range(300):  # past orjson's 255 levels: what the parser's limits now prevent
+        deep = [deep]
+    doc = request_doc()
+    doc["parsed_body"]["deep"] = deep
+    result = await engine.evaluate(doc)
+    assert result.engine_unavailable and result.allowed is (mode == "open")
+    engine.close()
+
+
+async def test_a_policy_that_fails_to_compile_leaves_no_engine_behind(tmp_path: Path) -> None:
+    """A failed build in a worker thread (as the reload watcher runs it) must not keep a
+    regorus object alive in the exception it raises: freed on the event loop's thread,
+    it would log "Engine is unsendable, but is being dropped on another thread" (pytest
+    turns that unraisable error into a failure)."""
+    _write(tmp_path, "p/ok.rego", "package routeiq\nimport rego.v1\ndecision := true\n")
+    _write(tmp_path, "p/broken.rego", "package routeiq\nimport rego.v1\n\nx := {\n")
+    _write(tmp_path, "q/a.rego", "package other\nimport rego.v1\nx := 1\n")
+    _write(
+        tmp_path,
+        "r/a.rego",
+        "package routeiq\nimport rego.v1\n"  # panics on the probes
+        'decision := {"allowed": n > 0} if {\n'
+        "    n := count(numbers.range(1, input.routeiq.prompt_tokens + 1e18))\n}\n",
+    )
+    errors = []
+    for module in ("p", "q", "r"):
+        spec = PolicySpec(engine="embedded", modules=(module,), evaluator="interpreter")
+        try:
+            await asyncio.to_thread(build_policy_engine, spec, tmp_path)
+        except ConfigError as exc:
+            errors.append(str(exc))
+        gc.collect()  # the error (and anything it references) is freed on this thread
+    assert len(errors) == 3 and "broken.rego" in errors[0]

@@ -17,8 +17,7 @@ from tests.policy.conftest import REPO, request_doc
 
 def _spec(url: str, *, failure_mode: str = "closed", timeout_ms: int = 500) -> PolicySpec:
     return PolicySpec.model_validate(
-        {"engine": "opa", "failureMode": failure_mode,
-         "opa": {"url": url, "timeoutMs": timeout_ms}}
+        {"engine": "opa", "failureMode": failure_mode, "opa": {"url": url, "timeoutMs": timeout_ms}}
     )
 
 
@@ -132,3 +131,24 @@ def test_sync_close_before_the_loop_closes(opa_server: OpaServer) -> None:
         loop.close()
     del engine
     gc.collect()
+
+
+@pytest.mark.parametrize(
+    ("mode", "allowed", "status"), [("open", True, 200), ("closed", False, 503)]
+)
+async def test_an_input_the_client_cannot_encode_stays_inside_the_failure_mode(
+    opa_server: OpaServer, mode: str, allowed: bool, status: int
+) -> None:
+    """A 1,000-level input made the HTTP client's JSON encoder raise RecursionError out of
+    evaluate(); the engine must answer per its failure mode instead, and stay usable."""
+    engine = _engine(_spec(opa_server.url, failure_mode=mode))
+    deep: object = 1
+    for _ in range(1_000):
+        deep = [deep]
+    doc = request_doc()
+    doc["parsed_body"]["deep"] = deep
+    result = await engine.evaluate(doc)
+    assert result.engine_unavailable and result.allowed is allowed
+    assert result.http_status == status and result.reason.startswith("policy engine unavailable")
+    assert (await engine.evaluate(request_doc("finance"))).allowed_backends == frozenset({"local"})
+    await engine.aclose()

@@ -168,3 +168,28 @@ async def test_ec_keys_work_too(tmp_path: Path) -> None:
     snapshot = build_snapshot(path, with_router=False)
     d = await run(snapshot, {"authorization": f"Bearer {token(key, alg='ES256', kid=None)}"})
     assert d.outcome is Outcome.ROUTED
+
+
+async def test_jwt_not_required_and_no_token_is_anonymous_not_the_headers(
+    tmp_path: Path, rsa_key: rsa.RSAPrivateKey
+) -> None:
+    """No token (or an opaque API key) with an optional JWT: the caller is anonymous; a
+    client's x-team names nobody unless trustedHeaders declares it."""
+    path = write(tmp_path, rsa_key, jwks=True)
+    path.write_text(path.read_text().replace("modules: [p.rego]", "modules: [open.rego]"))
+    (tmp_path / "open.rego").write_text("package routeiq\ndefault decision := true\n")
+    snapshot = build_snapshot(path, with_router=False)
+    for headers in ({"x-team": "research"}, {"authorization": "Bearer sk-opaque", "x-team": "r"}):
+        d = await run(snapshot, headers)
+        assert d.outcome is Outcome.ROUTED
+        assert d.explain["caller"]["team"] is None and d.explain["caller"]["user"] is None
+        assert d.explain["caller"]["source"] == "anonymous"
+    trusting = path.read_text().replace(
+        "  identity:\n", "  identity:\n    trustedHeaders: {team: x-team}\n"
+    )
+    path.write_text(trusting)
+    snapshot = build_snapshot(path, with_router=False)
+    d = await run(snapshot, {"x-team": "research"})
+    assert (d.explain["caller"]["team"], d.explain["caller"]["source"]) == ("research", "headers")
+    d = await run(snapshot, {"authorization": f"Bearer {token(rsa_key)}", "x-team": "spoofed"})
+    assert (d.explain["caller"]["team"], d.explain["caller"]["source"]) == ("research", "jwt")
