@@ -9,7 +9,8 @@ Two lifetimes (see docs/state.md):
   a request is charged to, its session key, the health rule.
 """
 
-from extproc.state.build import build_state_store
+from typing import TYPE_CHECKING, Any
+
 from extproc.state.memory import MemoryStateStore
 from extproc.state.ratelimit import (
     format_reset,
@@ -17,8 +18,6 @@ from extproc.state.ratelimit import (
     rate_limit_error,
     ratelimit_headers,
 )
-from extproc.state.redis_store import RedisStateStore
-from extproc.state.resilient import ResilientStateStore
 from extproc.state.rules import StateRules, compile_state_rules, estimated_tokens
 from extproc.state.spec import AffinitySpec, HealthSpec, LimitMatch, LimitSpec, StateSpec
 from extproc.state.types import (
@@ -32,6 +31,28 @@ from extproc.state.types import (
     StateUnavailable,
     state_unavailable,
 )
+
+if TYPE_CHECKING:
+    from extproc.state.build import build_state_store
+    from extproc.state.redis_store import RedisStateStore
+    from extproc.state.resilient import ResilientStateStore
+
+# Imported on first use: the Redis client is loaded only by processes that build a store.
+_LAZY = {
+    "build_state_store": "extproc.state.build",
+    "RedisStateStore": "extproc.state.redis_store",
+    "ResilientStateStore": "extproc.state.resilient",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'extproc.state' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
+
 
 __all__ = [
     "AffinitySpec",

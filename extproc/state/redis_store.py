@@ -20,16 +20,17 @@ script call are on one server: use a single Redis (or Sentinel), not Redis Clust
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from importlib import resources
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, RedisError
 
 from extproc.state.types import (
     ALLOW_ALL,
@@ -39,7 +40,30 @@ from extproc.state.types import (
     HealthRule,
     Reservation,
     StateStats,
+    StoreFailure,
 )
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+# What counts as "Redis is unavailable": connection and protocol errors, timeouts
+# (ours and redis-py's), and OS-level socket errors.
+_FAILURES: tuple[type[BaseException], ...] = (RedisError, TimeoutError, OSError)
+
+
+def _store_call(
+    method: Callable[P, Coroutine[Any, Any, R]],
+) -> Callable[P, Coroutine[Any, Any, R]]:
+    """Raise ``StoreFailure`` (chaining the client's exception) for any Redis failure."""
+
+    @functools.wraps(method)
+    async def call(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await method(*args, **kwargs)
+        except _FAILURES as exc:
+            raise StoreFailure(type(exc).__name__) from exc
+
+    return call
 
 
 class LuaScript:
@@ -139,6 +163,7 @@ class RedisStateStore:
     def _key(self, bucket: Bucket) -> str:
         return f"{self._prefix}rl:{bucket.id}"
 
+    @_store_call
     async def consume(self, buckets: Sequence[Bucket], tokens: int) -> ConsumeResult:
         if not buckets:
             return ALLOW_ALL
@@ -152,6 +177,7 @@ class RedisStateStore:
         retry = None if reply[1] < 0 else int(reply[1]) / 1000
         return ConsumeResult(False, statuses, retry, None)
 
+    @_store_call
     async def reconcile(self, reservation: Reservation, actual_tokens: int) -> None:
         delta = max(0, actual_tokens) - reservation.tokens
         buckets = [b for b in reservation.buckets if b.tokens is not None]
@@ -161,6 +187,7 @@ class RedisStateStore:
         async with asyncio.timeout(self._timeout_s):
             await self._buckets(self._client, keys, ["r", delta, *_bucket_args(buckets)])
 
+    @_store_call
     async def limit_status(self, buckets: Sequence[Bucket]) -> tuple[BucketStatus, ...]:
         if not buckets:
             return ()
@@ -169,6 +196,7 @@ class RedisStateStore:
             reply = await self._buckets(self._client, keys, ["s", 0, *_bucket_args(buckets)])
         return _decode(buckets, reply)
 
+    @_store_call
     async def get_affinity(self, key: str, ttl_s: float) -> str | None:
         async with asyncio.timeout(self._timeout_s):
             value = await self._client.getex(
@@ -176,12 +204,14 @@ class RedisStateStore:
             )
         return None if value is None else _text(value)
 
+    @_store_call
     async def set_affinity(self, key: str, backend: str, ttl_s: float) -> None:
         async with asyncio.timeout(self._timeout_s):
             await self._client.set(
                 f"{self._prefix}aff:{key}", backend, px=max(1, int(ttl_s * 1000))
             )
 
+    @_store_call
     async def record_outcome(self, backend: str, status: int, rule: HealthRule) -> bool:
         if not rule.enabled or not rule.is_failure(status):
             return False
@@ -194,6 +224,7 @@ class RedisStateStore:
             self._publish_cooling(self._clock())
         return tripped
 
+    @_store_call
     async def cooling_backends(self) -> frozenset[str]:
         now = self._clock()
         if now - self._cool_fetched >= self._cache_s and not self._cool_refreshing:

@@ -29,8 +29,6 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Literal, TypeVar
 
-from redis.exceptions import RedisError
-
 from extproc.state.memory import MemoryStateStore
 from extproc.state.types import (
     Bucket,
@@ -40,14 +38,14 @@ from extproc.state.types import (
     Reservation,
     StateStats,
     StateStore,
+    StoreFailure,
     state_unavailable,
 )
 
 T = TypeVar("T")
 
-# What counts as "Redis is unavailable": connection and protocol errors, timeouts
-# (ours and redis-py's), and OS-level socket errors.
-FAILURES: tuple[type[BaseException], ...] = (RedisError, TimeoutError, OSError)
+# What counts as "the shared store is unavailable": the backends' own error type.
+FAILURES: tuple[type[BaseException], ...] = (StoreFailure,)
 
 
 class ResilientStateStore:
@@ -92,10 +90,10 @@ class ResilientStateStore:
             if self.mode == "open"
             else "refusing requests with 503 (fail-closed)"
         )
-        # The exception class only: its text may name the server address.
+        # The cause's class only: its text may name the server address.
         self._log.warning(
             "shared state store unavailable (%s); %s until it answers again",
-            type(exc).__name__,
+            exc,
             action,
         )
 

@@ -116,6 +116,15 @@ class StateStats:
     extra: dict[str, int] = field(default_factory=dict)
 
 
+class StoreFailure(Exception):
+    """A shared store could not answer (connection, protocol, timeout).
+
+    Every store backend raises this (its own client's exceptions chained as the
+    cause), so the failure-mode wrapper names no client library. The message is the
+    cause's class name only: a client's text may name the server address.
+    """
+
+
 class StateUnavailable(ApiError):
     """Shared state is unreachable and the operator chose fail-closed.
 

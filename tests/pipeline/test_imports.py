@@ -1,0 +1,24 @@
+"""The pure core stays light: importing it loads no I/O client, engine or model runtime."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+HEAVY = ("redis", "regorus", "onnxruntime", "opentelemetry.sdk", "grpc", "sklearn", "torch")
+
+
+def loaded_after(statement: str) -> set[str]:
+    code = f"import sys; {statement}; print('\\n'.join(sys.modules))"
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True
+    ).stdout
+    return {m for m in out.split() if any(m == h or m.startswith(h + ".") for h in HEAVY)}
+
+
+def test_decision_module_loads_nothing_heavy() -> None:
+    assert loaded_after("import extproc.decision") == set()
+
+
+def test_state_types_do_not_load_the_redis_client() -> None:
+    assert loaded_after("import extproc.state.types, extproc.state.rules") == set()
