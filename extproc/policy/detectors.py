@@ -67,24 +67,24 @@ PATTERNS: Mapping[str, re.Pattern[str]] = {
 }
 """Every detector's pattern, by kind (the linear-time rules above hold for each)."""
 
-_CARD_SEPARATORS = str.maketrans("", "", " -")
-
-
-_DOUBLED = str.maketrans("0123456789", "0246813579")  # each digit doubled, digits summed
+_DOUBLED = bytes.maketrans(b"0123456789", b"0246813579")  # a digit -> digit sum of its double
 
 
 def luhn_ok(digits: str) -> bool:
     """The Luhn checksum every payment card number satisfies (ASCII digits only).
 
-    Every second digit from the right is doubled (``_DOUBLED`` maps a digit to the digit
-    sum of its double); the sums come from the ASCII codes, C-speed on short strings.
+    Every second digit from the right is doubled (``_DOUBLED``); the sums come from the
+    ASCII codes, in C rather than a Python loop per digit.
     """
-    kept, doubled = digits[-1::-2], digits[-2::-2].translate(_DOUBLED)
-    return (sum(kept.encode()) + sum(doubled.encode()) - 48 * len(digits)) % 10 == 0
+    raw = digits.encode()
+    doubled = raw[-2::-2].translate(_DOUBLED)
+    return (sum(raw[-1::-2]) + sum(doubled) - 48 * len(raw)) % 10 == 0
 
 
 def _count_cards(text: str) -> int:
-    return sum(1 for found in _CARD.findall(text) if luhn_ok(found.translate(_CARD_SEPARATORS)))
+    return sum(
+        1 for found in _CARD.findall(text) if luhn_ok(found.replace(" ", "").replace("-", ""))
+    )
 
 
 def _counter(pattern: re.Pattern[str]) -> Callable[[str], int]:
