@@ -1,10 +1,13 @@
 """Decision log: one JSON line per decision (and per response's usage), off the event loop.
 
 The request path only appends a tuple of references (the frozen ``Decision``, the
-frozen ``ParsedRequest``, two floats) to a ``queue.SimpleQueue``; a daemon thread
-builds the JSON document, encodes it with orjson and writes in batches. When the queue
-holds ``queue_max`` lines (the disk or stdout reader cannot keep up) new lines are
-dropped and counted (``dropped``), because a slow log must never slow requests down.
+frozen ``ParsedRequest``, two floats) to a ``collections.deque``: no lock, no system
+call and no thread woken per request (a ``queue.Queue`` put wakes the writer each time,
+which then contends for the GIL with the event loop). A daemon thread drains the deque
+every ``interval_s`` (100 ms), builds the JSON documents from the decision's typed
+parts, encodes them with orjson and writes the batch. When ``queue_max`` lines wait
+(the disk or stdout reader cannot keep up) new lines are dropped and counted
+(``dropped``), because a slow log must never slow requests down.
 
 What is written, and never: the caller is the team, user and the *hash* of the API
 key that ``decide`` already computed; no header value is logged except
@@ -21,11 +24,11 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import queue
 import re
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol
@@ -38,6 +41,8 @@ from extproc.decision import Decision
 if TYPE_CHECKING:
     from extproc.api.openai import ParsedRequest
     from extproc.config.settings import Settings
+    from extproc.policy.result import PolicyResult
+    from extproc.routing.router import Classification
 
 REQUEST_ID_HEADER = "x-request-id"
 REDACTED = "[redacted]"
@@ -52,7 +57,7 @@ _MASK = re.compile(
     r"(?:-----END (?:[A-Z0-9]+ )?PRIVATE KEY-----|$))"
 )
 _DECISION, _USAGE, _FLUSH, _STOP = 0, 1, 2, 3
-_BATCH = 512
+INTERVAL_S = 0.1
 
 
 class Sink(Protocol):
@@ -133,12 +138,15 @@ class DecisionLog:
         log_prompts: bool = False,
         prompt_chars: int = 1000,
         queue_max: int = 10_000,
+        interval_s: float = INTERVAL_S,
     ) -> None:
         self._sink = sink
         self._log_prompts = log_prompts
         self._prompt_chars = prompt_chars
         self._queue_max = queue_max
-        self._queue: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
+        self._interval_s = interval_s
+        self._queue: deque[tuple[Any, ...]] = deque()
+        self._wake = threading.Event()  # set by flush/close: drain now, not at the tick
         self._dropped = 0
         self.write_errors = 0
         self._thread: threading.Thread | None = None
@@ -174,10 +182,10 @@ class DecisionLog:
     # -- hot path: enqueue references, nothing else -----------------------------------
 
     def _put(self, item: tuple[Any, ...]) -> None:
-        if self._queue.qsize() >= self._queue_max:
+        if len(self._queue) >= self._queue_max:
             self._dropped += 1
             return
-        self._queue.put(item)
+        self._queue.append(item)
 
     def log_decision(
         self, decision: Decision, request: ParsedRequest | None, elapsed_s: float
@@ -198,54 +206,58 @@ class DecisionLog:
         if self._sink is None:
             return True
         done = threading.Event()
-        self._queue.put((_FLUSH, done))
+        self._queue.append((_FLUSH, done))
+        self._wake.set()
         return done.wait(timeout_s)
 
     def close(self, timeout_s: float = 5.0) -> None:
         """Write what is queued, stop the thread, close the sink."""
         if self._thread is None:
             return
-        self._queue.put((_STOP,))
+        self._queue.append((_STOP,))
+        self._wake.set()
         self._thread.join(timeout_s)
         self._thread = None
 
     # -- writer thread ------------------------------------------------------------------
 
     def _run(self) -> None:
-        assert self._sink is not None
-        q = self._queue
+        q, wake = self._queue, self._wake
         while True:
-            batch = [q.get()]
-            while len(batch) < _BATCH:
-                try:
-                    batch.append(q.get_nowait())
-                except queue.Empty:
-                    break
-            lines: list[bytes] = []
-            events: list[threading.Event] = []
-            stop = False
-            for item in batch:
-                kind = item[0]
-                if kind == _FLUSH:
-                    events.append(item[1])
-                elif kind == _STOP:
-                    stop = True
-                else:
-                    try:
-                        lines.append(orjson.dumps(self._document(item), default=str) + b"\n")
-                    except (TypeError, ValueError):
-                        self.write_errors += 1
-            if lines:
-                try:
-                    self._sink.write(lines)
-                except OSError:
-                    self.write_errors += 1
-            for event in events:
-                event.set()
-            if stop:
-                with contextlib.suppress(OSError):
-                    self._sink.close()
+            wake.wait(self._interval_s)
+            wake.clear()  # before draining: an item put after this wakes the next round
+            batch = [q.popleft() for _ in range(len(q))]
+            if batch and self._write(batch):
                 return
+
+    def _write(self, batch: list[tuple[Any, ...]]) -> bool:
+        """Encode and write one batch; release flush waiters; True when told to stop."""
+        assert self._sink is not None
+        lines: list[bytes] = []
+        events: list[threading.Event] = []
+        stop = False
+        for item in batch:
+            kind = item[0]
+            if kind == _FLUSH:
+                events.append(item[1])
+            elif kind == _STOP:
+                stop = True
+            else:
+                try:
+                    lines.append(orjson.dumps(self._document(item), default=str) + b"\n")
+                except (TypeError, ValueError):
+                    self.write_errors += 1
+        if lines:
+            try:
+                self._sink.write(lines)
+            except OSError:
+                self.write_errors += 1
+        for event in events:
+            event.set()
+        if stop:
+            with contextlib.suppress(OSError):
+                self._sink.close()
+        return stop
 
     def _document(self, item: tuple[Any, ...]) -> dict[str, Any]:
         if item[0] == _USAGE:
@@ -271,12 +283,12 @@ class DecisionLog:
         elapsed_s: float,
         ts: float,
     ) -> dict[str, Any]:
-        """The JSON object of one decision line (public for tests and ``/v1/explain``)."""
-        explain = decision.explain
-        classification = explain.get("classification")
-        if not isinstance(classification, Mapping):
-            classification = {}
-        policy = explain.get("policy")
+        """The JSON object of one decision line (public for tests and ``/v1/explain``).
+
+        Built from the decision's typed parts (caller, classification, policy), never
+        from its full explain document, which carries more than a log line needs.
+        """
+        c = decision.classification
         error = decision.error
         prompt: str | None = None
         if request is not None:
@@ -289,7 +301,7 @@ class DecisionLog:
             "time": _iso(ts),
             "id": decision.id,
             "request_id": request.headers.get(REQUEST_ID_HEADER) if request else None,
-            "caller": explain.get("caller"),
+            "caller": decision.caller.as_dict() if decision.caller is not None else None,
             "endpoint": request.endpoint.value if request else None,
             "stream": request.stream if request else None,
             "requested_model": decision.requested_model,
@@ -298,17 +310,19 @@ class DecisionLog:
             "profile": decision.profile,
             "category": decision.category,
             "tier": decision.tier,
-            "score": classification.get("score"),
+            "score": round(c.score, 4) if c is not None else None,
             "strategy": decision.strategy,
             "variant": decision.variant,
-            "shadow": classification.get("shadow"),
+            "shadow": _shadow(c),
             "outcome": decision.outcome.value,
             "status": error.status if error else None,
             "error_code": (error.code or error.type) if error else None,
             "reasons": list(decision.reasons),
             "rule_ids": list(decision.rule_ids),
-            "policy": _policy_summary(policy),
-            "excluded": explain.get("excluded"),
+            "policy": _policy_summary(decision.policy),
+            "excluded": (
+                dict(decision.excluded) if decision.excluded or decision.backend else None
+            ),
             "fallbacks": list(decision.fallbacks),
             "config_version": decision.config_version,
             "latency_ms": round(elapsed_s * 1000, 3),
@@ -317,17 +331,29 @@ class DecisionLog:
         }
 
 
-def _policy_summary(policy: Any) -> dict[str, Any] | None:
-    """The policy keys worth a log line; never the raw decision document or input."""
-    if not isinstance(policy, Mapping):
+def _shadow(c: Classification | None) -> dict[str, Any] | None:
+    if c is None or c.shadow is None:
         return None
-    keys = (
-        "engine",
-        "allowed",
-        "reason",
-        "rule_ids",
-        "latency_us",
-        "dry_run",
-        "engine_unavailable",
-    )
-    return {k: policy[k] for k in keys if k in policy}
+    s = c.shadow
+    return {"strategy": s.strategy, "category": s.category, "tier": s.tier,
+            "disagrees": c.shadow_disagrees}  # fmt: skip
+
+
+def _policy_summary(policy: PolicyResult | None) -> dict[str, Any] | None:
+    """The policy fields worth a log line; never the raw decision document or input."""
+    if policy is None:
+        return None
+    out: dict[str, Any] = {
+        "engine": policy.engine,
+        "allowed": policy.allowed,
+        "reason": policy.reason,
+        "rule_ids": list(policy.rule_ids),
+        "latency_us": round(policy.latency_s * 1e6, 1),
+    }
+    if policy.dry_run is not None:
+        d = policy.dry_run
+        out["dry_run"] = {"would_deny": d.would_deny, "http_status": d.http_status,
+                          "message": d.message, "rule_ids": list(d.rule_ids)}  # fmt: skip
+    if policy.engine_unavailable:
+        out["engine_unavailable"] = True
+    return out

@@ -40,7 +40,8 @@ async def test_decision_line_has_the_documented_fields(runtime: Runtime, tmp_pat
     assert entry["type"] == "decision"
     assert entry["id"] == decision.id
     assert entry["request_id"] == "req-42"
-    assert entry["caller"]["team"] == "search"
+    assert decision.caller is not None
+    assert entry["caller"] == decision.caller.as_dict()
     assert len(entry["caller"]["api_key_hash"]) == 16
     assert entry["requested_model"] == "auto"
     assert entry["model"] == decision.upstream_model
@@ -135,3 +136,53 @@ async def test_off_writes_nothing_and_full_queue_drops(runtime: Runtime) -> None
     assert full.dropped() == 2
     full.close()
     assert out.getvalue() == b""
+
+
+class CountingSink:
+    """Records each batch the writer thread hands over."""
+
+    def __init__(self) -> None:
+        self.batches: list[int] = []
+
+    def write(self, lines: list[bytes]) -> None:
+        self.batches.append(len(lines))
+
+    def close(self) -> None:
+        return None
+
+
+async def test_lines_wait_for_the_tick_or_a_flush_in_one_batch(runtime: Runtime) -> None:
+    # The request path only appends: nothing is written (no thread woken) until the
+    # writer's tick, here an hour away, or an explicit flush, which writes one batch.
+    sink = CountingSink()
+    log = DecisionLog(sink, interval_s=3600)
+    request = chat("gpt-4o")
+    decision = await runtime.decide(request)
+    for _ in range(50):
+        log.log_decision(decision, request, 0.001)
+    assert sink.batches == []
+    assert log.flush()
+    assert sink.batches == [50]
+    log.close()
+    assert sink.batches == [50]
+
+
+async def test_classified_line_carries_score_and_policy_summary(runtime: Runtime) -> None:
+    out = io.BytesIO()
+    log = DecisionLog(StreamSink(out))
+    request = chat("auto", "Write a Python function that reverses a linked list.")
+    decision = await runtime.decide(request)
+    log.log_decision(decision, request, 0.002)
+    log.close()
+    entry = orjson.loads(out.getvalue())
+    assert decision.classification is not None and decision.policy is not None
+    assert entry["score"] == round(decision.classification.score, 4)
+    assert entry["shadow"] is None
+    assert entry["policy"] == {
+        "engine": decision.policy.engine,
+        "allowed": True,
+        "reason": decision.policy.reason,
+        "rule_ids": list(decision.policy.rule_ids),
+        "latency_us": round(decision.policy.latency_s * 1e6, 1),
+    }
+    assert entry["excluded"] == dict(decision.excluded)
