@@ -216,6 +216,7 @@ def _routed(
         policy=p.policy,
         findings=p.analysis.findings,
         excluded=chosen.excluded,
+        expected_costs=chosen.expected_costs,
         affinity=chosen.backend.name if chosen.affinity_applied else None,
         degraded=p.analysis.degraded,
         decide_ms=(time.perf_counter() - started) * 1000,

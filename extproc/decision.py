@@ -81,6 +81,7 @@ class Decision:
     findings: Mapping[str, int] = field(default_factory=lambda: _EMPTY)
     excluded: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
     affinity: str | None = None  # the backend a session pin moved to the front
+    expected_costs: Mapping[str, float] = field(default_factory=lambda: _EMPTY)
     budget_refused_by: tuple[str, ...] = ()
     degraded: tuple[str, ...] = ()
     decide_ms: float = 0.0

@@ -3,7 +3,8 @@
 Shown by ``routeiq explain``, the admin port's ``/v1/explain`` and the decision log;
 never built on the request path. Keys (stable, documented in docs/operations.md):
 ``requested_model``, ``caller``, ``classification``, ``policy``, ``findings``,
-``route`` or ``profile``, ``target_tier``, ``excluded``, ``affinity``, ``budget``,
+``route`` or ``profile``, ``target_tier``, ``excluded``, ``candidates``, ``affinity``,
+``budget``,
 ``degraded``, ``decide_ms``.
 """
 
@@ -58,6 +59,13 @@ def explain_document(d: Decision) -> dict[str, Any]:
         doc["target_tier"] = d.needed_tier
     if d.excluded or d.backend is not None:
         doc["excluded"] = dict(d.excluded)
+    if d.expected_costs:
+        # Ranked order; the first one serves. USD at the backends' prices for this
+        # request's prompt estimate and max_tokens (or the ranker's default output).
+        doc["candidates"] = [
+            {"backend": name, "expected_cost_usd": round(cost, 8)}
+            for name, cost in d.expected_costs.items()
+        ]
     if d.affinity is not None:
         doc["affinity"] = f"session pinned to {d.affinity}"
     if d.budget_refused_by:

@@ -14,14 +14,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 
-import yaml
 from pydantic import ValidationError
 
 from extproc.api.jwt_auth import JwtVerifier
 from extproc.config.errors import ConfigError
+from extproc.config.safe_yaml import load_yaml, read_bounded
 from extproc.config.schema import Backend, RoutingConfig, RoutingConfigSpec, ServedModel
 from extproc.policy import Detectors, PolicyEngine, build_policy_engine
 from extproc.routing import Router, build_router
+from extproc.routing.rankers import Ranker, load_ranker, tier_then_cost
 from extproc.state import StateRules, compile_state_rules
 
 
@@ -46,6 +47,7 @@ class Snapshot:
     router: Router | None  # None only in tools that skip model loading
     state_rules: StateRules
     jwt: JwtVerifier | None = None  # verifies bearer tokens when identity.jwt is set
+    ranker: Ranker = tier_then_cost  # orders usable backends (spec.ranker)
 
     @property
     def spec(self) -> RoutingConfigSpec:
@@ -66,15 +68,13 @@ class Snapshot:
 
 
 def load_config(path: Path) -> tuple[RoutingConfig, bytes]:
-    """Read and validate a RoutingConfig file; ``ConfigError`` says what and where."""
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"cannot read config {path}: {exc.strerror}") from None
-    try:
-        doc = yaml.safe_load(raw)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+    """Read and validate a RoutingConfig file; ``ConfigError`` says what and where.
+
+    Any file content gives a ``ConfigError``, never another exception: size, nesting
+    and alias expansion are bounded (``extproc.config.safe_yaml``).
+    """
+    raw = read_bounded(path)
+    doc = load_yaml(raw, str(path))
     if not isinstance(doc, dict):
         raise ConfigError(f"{path} must hold one RoutingConfig object")
     try:
@@ -158,5 +158,6 @@ def build_snapshot(
         detectors=detectors,
         router=router,
         state_rules=compile_state_rules(spec.state),
+        ranker=load_ranker(spec.ranker),
         jwt=JwtVerifier(spec.identity.jwt, base_dir) if spec.identity.jwt else None,
     )

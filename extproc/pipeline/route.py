@@ -20,6 +20,7 @@ from extproc.pipeline.ask import Ask
 from extproc.pipeline.refusal import Refusal
 from extproc.policy import PolicyResult
 from extproc.routing.profiles import Profile
+from extproc.routing.rankers import DEFAULT_OUTPUT_TOKENS, RankContext
 from extproc.routing.router import Classification
 from extproc.routing.selector import Constraints, Selection, select, target_tier
 from extproc.state.types import StateStore, StateUnavailable
@@ -46,6 +47,7 @@ class Route:
     session: str | None
     pinned: str | None
     affinity_applied: bool
+    expected_costs: dict[str, float]  # ranked backend -> USD expected for this request
 
     @property
     def backend(self) -> Backend:
@@ -146,14 +148,11 @@ async def route(
     """Rank the usable backends; refuse when none can serve the request."""
     target, rank_profile = tier_needed(ask, classification)
     unhealthy, session, pinned = await _shared_view(snapshot, request, caller, state)
+    context = RankContext(
+        target, rank_profile, request.prompt_tokens, request.max_tokens or DEFAULT_OUTPUT_TOKENS
+    )
     selection = select(
-        ask.candidates,
-        constraints_from(request, policy),
-        target,
-        rank_profile,
-        request.prompt_tokens,
-        request.max_tokens,
-        unhealthy,
+        ask.candidates, constraints_from(request, policy), context, unhealthy, snapshot.ranker
     )
     ranked = selection.ranked
     if not ranked:
@@ -165,4 +164,5 @@ async def route(
                 ranked = (b, *(x for x in ranked if x is not b))
                 applied = True
                 break
-    return Route(ranked, target, dict(selection.excluded), session, pinned, applied)
+    costs = {b.name: context.expected_cost(b) for b in ranked}
+    return Route(ranked, target, dict(selection.excluded), session, pinned, applied, costs)

@@ -1,8 +1,10 @@
 """The selector: from the backends policy allows, pick one (and ordered fallbacks).
 
 Filters first (policy constraints, capabilities, context window, health), then ranks
-by how well a backend's tier matches the tier the request needs and, among equals,
-by estimated cost. The ranking is deterministic, so replicas agree without talking.
+the usable backends with the configured ranker (``extproc.routing.rankers``; by
+default: how well a backend's tier matches the tier the request needs, then the
+expected cost of this request). Rankings are deterministic, so replicas agree
+without talking.
 """
 
 from __future__ import annotations
@@ -12,9 +14,7 @@ from dataclasses import dataclass, field
 
 from extproc.config.schema import TIERS, Backend, Tier
 from extproc.routing.profiles import Profile
-
-# Output tokens assumed for cost ranking when the request sets no max_tokens.
-DEFAULT_OUTPUT_TOKENS = 256
+from extproc.routing.rankers import RankContext, Ranker, tier_then_cost
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,13 +74,12 @@ def target_tier(profile: Profile, classified: Tier | None) -> Tier:
 def select(
     backends: Sequence[Backend],
     constraints: Constraints,
-    target: Tier,
-    profile: Profile,
-    prompt_tokens: int,
-    max_tokens: int | None,
+    context: RankContext,
     unhealthy: Collection[str] = (),
+    ranker: Ranker = tier_then_cost,
 ) -> Selection:
-    """Rank the usable backends for a request; an empty ``ranked`` means none can serve it.
+    """Filter the backends, then order the usable ones with ``ranker``; an empty
+    ``ranked`` means none can serve the request.
 
     A backend cooling down after failures is skipped unless every candidate is cooling,
     in which case they are all kept: trying a struggling backend beats failing for sure.
@@ -100,19 +99,7 @@ def select(
                 if b.name in unhealthy:
                     excluded[b.name] = "cooling down after failures"
             usable = healthy
-    if profile is Profile.FREE:
+    if context.profile is Profile.FREE:
         free = [b for b in usable if b.tier is Tier.FREE]
         usable = free or usable
-
-    out_tokens = max_tokens or DEFAULT_OUTPUT_TOKENS
-
-    def rank(b: Backend) -> tuple[int, int, float, str]:
-        reasoning_first = 0
-        if profile is Profile.REASONING and "reasoning" not in b.capabilities:
-            reasoning_first = 1
-        gap = b.tier.rank - target.rank
-        # At or above the target tier first (closest first), then below it (closest first).
-        distance = gap if gap >= 0 else len(TIERS) - gap
-        return (reasoning_first, distance, b.cost.estimate(prompt_tokens, out_tokens), b.name)
-
-    return Selection(tuple(sorted(usable, key=rank)), excluded)
+    return Selection(ranker(usable, context), excluded)

@@ -1,0 +1,117 @@
+"""Third-party plug-ins load by name through entry points; built-in rankers behave."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from extproc.api.openai import Endpoint, ParsedRequest, parse_request
+from extproc.config.errors import ConfigError
+from extproc.config.snapshot import build_snapshot
+from extproc.decide import decide
+from extproc.routing.rankers import ENTRY_POINT_GROUP, load_ranker
+
+EXAMPLE = Path(__file__).parent / "example_plugin"
+
+CONFIG = """
+apiVersion: routeiq.dev/v1alpha1
+kind: RoutingConfig
+spec:
+  ranker: {ranker}
+  backends:
+    - name: cloud-premium
+      cluster: c1
+      models: [m]
+      tier: premium
+      cost: {{inputPerMTok: 5, outputPerMTok: 15}}
+    - name: cloud-standard
+      cluster: c2
+      models: [m]
+      tier: standard
+      cost: {{inputPerMTok: 1, outputPerMTok: 2}}
+    - name: onprem-standard
+      cluster: c3
+      models: [m]
+      tier: standard
+      inCluster: true
+      cost: {{inputPerMTok: 3, outputPerMTok: 3}}
+"""
+
+
+def install_example(site: Path) -> None:
+    """What ``pip install tests/plugins/example_plugin`` leaves on sys.path."""
+    shutil.copy(EXAMPLE / "routeiq_example_plugin.py", site)
+    info = site / "routeiq_example_plugin-0.1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: routeiq-example-plugin\nVersion: 0.1.0\n"
+    )
+    (info / "entry_points.txt").write_text(
+        f"[{ENTRY_POINT_GROUP}]\ngreenest = routeiq_example_plugin:greenest\n"
+    )
+
+
+def request(body: dict[str, object]) -> ParsedRequest:
+    body.setdefault("messages", [{"role": "user", "content": "hello"}])
+    data = json.dumps(body).encode()
+    return parse_request(Endpoint.CHAT_COMPLETIONS, "POST", "/v1/chat/completions", {}, data)
+
+
+async def routed_to(tmp_path: Path, ranker: str, body: dict[str, object]) -> tuple[str, ...]:
+    path = tmp_path / f"{ranker}.yaml"
+    path.write_text(CONFIG.format(ranker=ranker))
+    snapshot = build_snapshot(path, with_router=False)
+    d = await decide(request(body), snapshot)
+    assert d.backend is not None
+    return (d.backend, *d.fallbacks)
+
+
+async def test_a_ranker_plugin_is_named_in_the_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    install_example(site)
+    monkeypatch.syspath_prepend(str(site))
+    order = await routed_to(tmp_path, "greenest", {"model": "m"})
+    assert order == ("onprem-standard", "cloud-premium", "cloud-standard")
+
+
+async def test_builtin_rankers(tmp_path: Path) -> None:
+    # Explicit model: the strongest server first; among a tier, the cheaper one.
+    assert await routed_to(tmp_path, "tier-cost", {"model": "m"}) == (
+        "cloud-premium",
+        "cloud-standard",
+        "onprem-standard",
+    )
+    # Cheapest at or above the needed tier (premium for an explicit model), then the rest.
+    assert await routed_to(tmp_path, "cost", {"model": "m"}) == (
+        "cloud-premium",
+        "cloud-standard",
+        "onprem-standard",
+    )
+    # The eco profile needs at most eco: every backend meets it, the cheapest wins.
+    assert (await routed_to(tmp_path, "cost", {"model": "eco"}))[0] == "cloud-standard"
+
+
+async def test_expected_cost_of_this_request_is_explained(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(CONFIG.format(ranker="tier-cost"))
+    snapshot = build_snapshot(path, with_router=False)
+    d = await decide(request({"model": "m", "max_tokens": 1000}), snapshot)
+    prompt = d.prompt_tokens
+    # cloud-premium: prompt at $5/M in, 1000 tokens at $15/M out.
+    assert d.expected_costs["cloud-premium"] == pytest.approx((prompt * 5 + 1000 * 15) / 1e6)
+    assert [c["backend"] for c in d.explain["candidates"]] == [
+        "cloud-premium",
+        "cloud-standard",
+        "onprem-standard",
+    ]
+
+
+def test_an_unknown_ranker_is_a_config_error_listing_the_known_ones() -> None:
+    with pytest.raises(ConfigError, match=r"unknown ranker 'nope'.*cost.*tier-cost"):
+        load_ranker("nope")
