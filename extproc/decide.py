@@ -93,7 +93,7 @@ async def _stages(
     p.analysis = await analyze(
         snapshot,
         request,
-        classify=p.ask.profile is not None and p.ask.profile.classifies,
+        profile=p.ask.profile,
         scan=snapshot.policy is not None,
         sticky_key=_sticky_key(snapshot, request),
         offload=offload,
@@ -129,7 +129,7 @@ async def _classify_forced(
     classified = await analyze(
         snapshot,
         request,
-        classify=True,
+        profile=profile,
         scan=False,
         sticky_key=_sticky_key(snapshot, request),
         offload=offload,

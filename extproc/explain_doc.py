@@ -30,6 +30,15 @@ def classification_doc(c: Classification) -> dict[str, Any]:
     }
     if c.rules:
         doc["rules"] = list(c.rules)
+    q = c.quality
+    if q is not None:
+        doc["cost_quality"] = {
+            "profile": q.profile,
+            "need": round(q.need, 4),
+            "bars": {k: round(v, 4) for k, v in q.bars.items()},
+            "tier": q.tier,
+            "reason": q.reason,
+        }
     if c.shadow is not None:
         doc["shadow"] = {
             "strategy": c.shadow.strategy,

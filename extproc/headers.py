@@ -16,6 +16,8 @@ CATEGORY = "x-routeiq-category"
 TIER = "x-routeiq-tier"
 # The tier the request needed (classification, profile and cost-quality bar).
 NEEDED_TIER = "x-routeiq-needed-tier"
+# The cost-quality rule's verdict: predicted need for a stronger tier, the bars, the tier.
+QUALITY = "x-routeiq-quality"
 ROUTED_PROFILE = "x-routeiq-routed-profile"
 OVERHEAD_MS = "x-routeiq-overhead-ms"
 PROFILE = "x-routeiq-profile"

@@ -19,6 +19,7 @@ from types import MappingProxyType
 from extproc.api.openai import ParsedRequest
 from extproc.config.snapshot import Snapshot
 from extproc.pipeline.offload import Offload, OffloadBusy, OffloadTimeout
+from extproc.routing.profiles import Profile
 from extproc.routing.router import Classification, Router, embedding_text
 
 # Bodies up to this size are scanned on the loop when nothing else needs a thread:
@@ -47,12 +48,15 @@ def _job(
     router: Router | None,
     sticky_key: str | None,
     scan: bool,
+    profile: str | None,
 ) -> Callable[[], Analysis]:
     def run() -> Analysis:
         findings: Mapping[str, int] = field(default_factory=lambda: _NO_FINDINGS)
         if scan and snapshot.detectors is not None:
             findings = snapshot.detectors.scan_body(request.body)
-        classification = router.classify(request, sticky_key) if router is not None else None
+        classification = (
+            router.classify(request, sticky_key, profile=profile) if router is not None else None
+        )
         return Analysis(classification, findings)
 
     return run
@@ -70,17 +74,19 @@ async def analyze(
     snapshot: Snapshot,
     request: ParsedRequest,
     *,
-    classify: bool,
+    profile: Profile | None,
     scan: bool,
     sticky_key: str | None,
     offload: Offload,
 ) -> Analysis:
-    """Run the detectors (``scan``) and the router (``classify``) as one bounded job."""
+    """Run the detectors (``scan``) and, for a classifying ``profile``, the router (at
+    that profile's cost–quality operating point) as one bounded job."""
+    classify = profile is not None and profile.classifies
     router = snapshot.router if classify else None
     scan = scan and snapshot.detectors is not None
     if router is None and not scan:
         return NOTHING
-    job = _job(snapshot, request, router, sticky_key, scan)
+    job = _job(snapshot, request, router, sticky_key, scan, profile.value if profile else None)
     if _cheap(request, router, scan):
         return job()
     try:

@@ -19,6 +19,7 @@ from extproc.pipeline.ask import Ask
 from extproc.pipeline.charge import Charge
 from extproc.pipeline.route import Route
 from extproc.policy import PolicyResult
+from extproc.routing.quality import QualityVerdict
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +32,14 @@ class Instructions:
     strip_usage_chunk: bool
     upstream_headers: tuple[tuple[str, str], ...]
     response_headers: tuple[tuple[str, str], ...]
+
+
+def quality_header(q: QualityVerdict) -> str:
+    """``need=0.712; premium>=0.620; eco<0.300; tier=premium`` (bars by tier)."""
+    bars = "; ".join(
+        f"{tier}{'>=' if tier != 'eco' else '<'}{bar:.3f}" for tier, bar in sorted(q.bars.items())
+    )
+    return f"need={q.need:.3f}; {bars}; tier={q.tier}"
 
 
 def _body(
@@ -68,6 +77,8 @@ def instructions(
     c = analysis.classification
     if c is not None:
         tiers.append((h.CATEGORY, c.category))
+        if c.quality is not None:
+            tiers.append((h.QUALITY, quality_header(c.quality)))
     response = [*paid.headers]
     rh = spec.response_headers
     if rh.backend:
