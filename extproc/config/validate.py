@@ -13,20 +13,21 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from extproc.config.errors import ConfigError
+from extproc.config.safe_yaml import load_yaml, one_line, read_bounded
 from extproc.config.snapshot import Snapshot, build_snapshot
 
 
 def _walk(node: Any) -> Iterator[dict[str, Any]]:
-    if isinstance(node, dict):
-        yield node
-        for value in node.values():
-            yield from _walk(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _walk(value)
+    """Every object in ``node``, iteratively (a loaded file is at most 100 levels deep)."""
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            yield item
+            stack.extend(reversed(list(item.values())))
+        elif isinstance(item, list):
+            stack.extend(reversed(item))
 
 
 def envoy_routes(envoy: dict[str, Any], header: str) -> tuple[set[str], dict[str, str]]:
@@ -53,9 +54,11 @@ def envoy_routes(envoy: dict[str, Any], header: str) -> tuple[set[str], dict[str
 def check_envoy(snapshot: Snapshot, envoy_path: Path) -> list[str]:
     """Problems with how ``envoy_path`` routes this config's backends (empty: none)."""
     try:
-        envoy = yaml.safe_load(envoy_path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        return [f"cannot read Envoy config {envoy_path}: {exc}"]
+        envoy = load_yaml(read_bounded(envoy_path), str(envoy_path))
+    except ConfigError as exc:
+        return [f"cannot read Envoy config: {exc}"]
+    if not isinstance(envoy, dict):
+        return [f"{envoy_path} is not an Envoy bootstrap (a YAML object)"]
     header = snapshot.spec.route_header
     clusters, routes = envoy_routes(envoy, header)
     problems = []
@@ -84,5 +87,7 @@ def validate(
         snapshot = build_snapshot(config_path)
     except ConfigError as exc:
         return None, [str(exc)]
+    except Exception as exc:  # a builder bug: still one line, never a traceback
+        return None, [f"{config_path}: building the config failed: {one_line(repr(exc))}"]
     problems = check_envoy(snapshot, envoy_path) if envoy_path is not None else []
     return snapshot, problems

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import yaml
 
 from extproc.config.errors import ConfigError
+from extproc.config.safe_yaml import check_tree, load_yaml, read_bounded
 
 REGO_SUFFIX = ".rego"
 TEST_SUFFIX = "_test.rego"
@@ -75,19 +75,33 @@ def _merge(into: dict[str, Any], doc: Mapping[str, Any], origin: str, where: str
             raise PolicyConfigError(f"{origin}: '{here}' is already set by another data document")
 
 
-def load_data_file(path: Path) -> Mapping[str, Any]:
-    """One YAML or JSON data document; its top level must be an object."""
+def _load_json(raw: bytes, path: Path) -> Any:
     try:
-        text = path.read_text(encoding="utf-8")
-        doc = orjson.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PolicyConfigError(f"cannot read data document {path}: {exc}") from None
+        doc = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise PolicyConfigError(f"{path}: invalid JSON: {exc}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        raise PolicyConfigError(f"{path}{line}: invalid YAML: {exc}") from None
+    check_tree(doc, str(path))  # the engines read at most 128 levels; orjson encodes 255
+    return doc
+
+
+def _load_yaml(raw: bytes, path: Path) -> Any:
+    try:
+        return load_yaml(raw, str(path))
+    except ConfigError as exc:
+        raise PolicyConfigError(str(exc)) from None
+
+
+def load_data_file(path: Path) -> Mapping[str, Any]:
+    """One YAML or JSON data document; its top level must be an object.
+
+    Size, nesting depth and YAML alias expansion are bounded (``safe_yaml``): any file
+    content is a ``PolicyConfigError``, never another exception.
+    """
+    try:
+        raw = read_bounded(path)
+    except ConfigError as exc:
+        raise PolicyConfigError(f"cannot read data document: {exc}") from None
+    doc = _load_json(raw, path) if path.suffix == ".json" else _load_yaml(raw, path)
     if doc is None:
         return {}
     if not isinstance(doc, dict):

@@ -51,12 +51,20 @@ def test_config_validate_names_the_bad_field(tmp_path: Path) -> None:
     assert "spec.backends.0.tier" in out.stderr
 
 
-def test_explain_prints_policy_and_classification() -> None:
+def test_explain_prints_policy_and_classification(tmp_path: Path) -> None:
+    """``--header`` gives the headers as the proxy would deliver them: the team header
+    counts because this config declares it trusted (set by the mesh, not by clients)."""
+    doc = yaml.safe_load(CONFIG.read_text())
+    doc["spec"]["policy"]["modules"] = [str(REPO / "policies")]
+    doc["spec"]["policy"]["data"] = [str(REPO / "policies" / "data")]
+    doc["spec"]["identity"] = {"trustedHeaders": {"team": "x-team"}}
+    config = tmp_path / "routeiq.yaml"
+    config.write_text(yaml.safe_dump(doc))
     body = {"model": "auto", "messages": [{"role": "user", "content": "hey, how are you?"}]}
     out = routeiq(
         "explain",
         "--config",
-        str(CONFIG),
+        str(config),
         "--header",
         "x-team: finance",
         stdin=json.dumps(body).encode(),
@@ -66,3 +74,22 @@ def test_explain_prints_policy_and_classification() -> None:
     assert doc["backend"] == "local"  # finance is limited to the local backend by policy
     assert doc["explain"]["policy"]["constraints"]["allowed_backends"] == ["local"]
     assert doc["explain"]["classification"]["category"] == "chat"
+
+
+def test_config_validate_on_files_that_cannot_be_a_config(tmp_path: Path) -> None:
+    """Deeply nested, binary, huge, alias bomb: one line on stderr, exit 1, no traceback."""
+    from tests.unit.test_watcher import BAD_FILES
+
+    for name in ("nested-flow", "binary", "huge", "alias-bomb"):
+        bad = tmp_path / f"{name}.yaml"
+        bad.write_bytes(BAD_FILES[name])
+        out = routeiq("config", "validate", str(bad))
+        assert out.returncode == 1, name
+        assert "Traceback" not in out.stderr, name
+        lines = out.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), (name, out.stderr[-500:])
+    envoy = tmp_path / "envoy.yaml"
+    envoy.write_bytes(BAD_FILES["nested-flow"])
+    out = routeiq("config", "validate", str(CONFIG), "--envoy", str(envoy))
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert "nests more than" in out.stderr

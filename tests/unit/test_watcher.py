@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from extproc.config.errors import ConfigError
 from extproc.config.snapshot import Snapshot, build_snapshot
 from extproc.config.watcher import ConfigWatcher, fingerprint
 
@@ -86,3 +87,71 @@ async def test_configmap_style_symlink_swap_is_seen(tmp_path: Path) -> None:
     (tmp_path / "..data_tmp").symlink_to("v2")
     (tmp_path / "..data_tmp").rename(tmp_path / "..data")  # atomic swap, as kubelet does
     assert fingerprint(path) != before
+
+
+def _bomb(levels: int) -> str:
+    """A "billion laughs": each anchor is ten aliases of the one before (10**levels)."""
+    lines = ['l0: &l0 ["ha", "ha", "ha", "ha", "ha", "ha", "ha", "ha", "ha", "ha"]']
+    for i in range(1, levels):
+        lines.append(f"l{i}: &l{i} [" + ", ".join([f"*l{i - 1}"] * 10) + "]")
+    return "\n".join(lines) + "\n"
+
+
+BAD_FILES: dict[str, bytes] = {
+    "nested-flow": b"spec: " + b"[" * 5_000 + b"]" * 5_000 + b"\n",
+    "nested-block": "".join(f"{' ' * i}k{i}:\n" for i in range(2_000)).encode(),
+    "binary": bytes(range(256)) * 16,
+    "huge": b"# padding\n" * 500_000,  # 5 MB of comments: valid YAML, too big to read
+    "alias-bomb": f"apiVersion: routeiq.dev/v1alpha1\nkind: RoutingConfig\n{_bomb(9)}".encode(),
+    "alias-cycle": b"spec: &s {backends: [*s]}\n",
+}
+
+
+async def test_any_file_content_is_rejected_and_a_later_good_file_loads(config: Path) -> None:
+    """Each bad file: one rejection counted, the last good config keeps serving; the
+    watcher is still alive afterwards and loads the next valid config."""
+    holder = Holder(build_snapshot(config, with_router=False))
+    results: list[bool] = []
+    watcher = ConfigWatcher(
+        config,
+        lambda: holder.snapshot,
+        holder.swap,
+        interval_s=0.05,
+        debounce_s=0.05,
+        on_result=results.append,
+    )
+    good = holder.snapshot
+    watcher.start()
+    try:
+        for i, (name, content) in enumerate(BAD_FILES.items(), start=1):
+            config.write_bytes(content)
+            await wait_for(lambda i=i: watcher.failures == i, timeout=30)  # type: ignore[misc]
+            assert holder.snapshot is good, name
+            assert watcher.last_error is not None and "\n" not in watcher.last_error, name
+        assert results == [False] * len(BAD_FILES)
+        config.write_text(CONFIG.replace("x: m1", "w: m1"))
+        await wait_for(lambda: holder.snapshot is not good, timeout=30)
+        assert "w" in holder.snapshot.models and results[-1] is True
+    finally:
+        await watcher.stop()
+
+
+@pytest.mark.parametrize("name", sorted(BAD_FILES))
+def test_build_snapshot_refuses_bad_files_with_one_line(tmp_path: Path, name: str) -> None:
+    path = tmp_path / "routeiq.yaml"
+    path.write_bytes(BAD_FILES[name])
+    with pytest.raises(ConfigError) as info:
+        build_snapshot(path, with_router=False)
+    assert "\n" not in str(info.value) and len(str(info.value)) < 500
+    assert fingerprint(path) != "missing"  # the watcher notices it without raising
+
+
+def test_policy_data_alias_bomb_is_a_config_error(tmp_path: Path) -> None:
+    """A data document that expands to millions of nodes would be encoded in full for
+    the Rego engine (and sent to OPA): refused at load time instead."""
+    (tmp_path / "p.rego").write_text("package routeiq\nimport rego.v1\ndecision := true\n")
+    (tmp_path / "data.yaml").write_text(_bomb(6))  # 1.2 million nodes once expanded
+    path = tmp_path / "routeiq.yaml"
+    path.write_text(CONFIG + "  policy: {engine: embedded, modules: [p.rego], data: [data.yaml]}\n")
+    with pytest.raises(ConfigError, match="expands to more than"):
+        build_snapshot(path, with_router=False)
