@@ -221,10 +221,12 @@ def build_parser() -> argparse.ArgumentParser:
     exp.set_defaults(func=_cmd_explain)
 
     from extproc.policy.cli import register as register_policy
+    from extproc.report.cli import register as register_report
     from extproc.routing.cli import register as register_routing
 
     register_policy(sub)
     register_routing(sub)
+    register_report(sub)
     return parser
 
 

@@ -13,6 +13,7 @@ from pydantic import Field, field_validator, model_validator
 
 from extproc.api.identity import IdentitySpec
 from extproc.config.base import Spec
+from extproc.cost.spec import CostAccountingSpec
 from extproc.policy.spec import PolicySpec
 from extproc.routing.spec import RoutingSpec
 from extproc.state.spec import StateSpec
@@ -42,6 +43,9 @@ class FailureMode(enum.StrEnum):
 class Cost(Spec):
     input_per_m_tok: float = Field(0.0, ge=0)
     output_per_m_tok: float = Field(0.0, ge=0)
+    cached_input_per_m_tok: float | None = Field(
+        None, ge=0, description="Price of prompt-cache hits; unset: the input price."
+    )
 
     def estimate(self, prompt_tokens: int, output_tokens: int) -> float:
         return (prompt_tokens * self.input_per_m_tok + output_tokens * self.output_per_m_tok) / 1e6
@@ -166,10 +170,14 @@ class RoutingConfigSpec(Spec):
     routing: RoutingSpec = RoutingSpec()
     policy: PolicySpec = PolicySpec()
     state: StateSpec = StateSpec()
+    cost_accounting: CostAccountingSpec = CostAccountingSpec()
 
     @model_validator(mode="after")
     def _consistent(self) -> RoutingConfigSpec:
         names = [b.name for b in self.backends]
+        reference = self.cost_accounting.reference_backend
+        if reference is not None and reference not in names:
+            raise ValueError(f"costAccounting.referenceBackend '{reference}' is not a backend")
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"backend names must be unique; repeated: {dupes}")
