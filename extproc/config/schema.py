@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from extproc.api.identity import IdentitySpec
+from extproc.api.paths import DEFAULT_PASSTHROUGH, PassthroughPath
 from extproc.config.base import Spec
 from extproc.cost.spec import CostAccountingSpec
 from extproc.policy.spec import PolicySpec
@@ -144,7 +145,14 @@ class RoutingConfigSpec(Spec):
     path_prefix: str = Field(
         "/v1",
         pattern=r"^/[A-Za-z0-9/_-]*[^/]$",
-        description="Prefix of the OpenAI paths; other paths pass through untouched.",
+        description="Prefix of the OpenAI paths; paths outside it pass through untouched, "
+        "unknown paths below it are refused (404/405) unless passthroughPaths names them.",
+    )
+    passthrough_paths: tuple[PassthroughPath, ...] = Field(
+        DEFAULT_PASSTHROUGH,
+        description="Paths below pathPrefix forwarded without a decision: {path, methods}, "
+        "path relative to the prefix ('models', 'files/*', '*'). Never applies to POST on "
+        "an inference endpoint.",
     )
     max_body_bytes: int = Field(
         4 * 1024 * 1024, gt=0, description="Larger request bodies get a 413."

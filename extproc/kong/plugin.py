@@ -3,10 +3,14 @@
 Contract, per request:
 
 ``access`` (before Kong proxies)
-    Paths that are not OpenAI inference calls (and non-POST requests) pass untouched,
-    except that client-sent ``x-routeiq-*`` headers are removed. Inference calls get the
-    ext_proc server's checks (415 content type, 413 size from ``content-length`` then
-    from the body, 400 empty or malformed body), then ``Runtime.decide``:
+    The path is classified like the ext_proc server does (``extproc.api.paths``): paths
+    outside ``spec.pathPrefix`` and those a ``spec.passthroughPaths`` rule names pass
+    untouched, except that client-sent ``x-routeiq-*`` headers are removed; any other
+    path below the prefix is refused (404, 405 for a method other than POST on an
+    inference endpoint, 400 for an unreadable path). Inference calls, in whatever
+    spelling, get the ext_proc server's checks (415 content type, 413 size from
+    ``content-length`` then from the body, 400 empty or malformed body), then
+    ``Runtime.decide``:
 
     - ROUTED / FAILED_OPEN: ``kong.service.set_upstream(name)`` or ``set_target(host,
       port)`` per the backend's ``kong`` settings (a backend without them goes to the
@@ -40,7 +44,8 @@ from typing import Any
 
 from extproc.api.errors import ApiError, bad_request, internal_error, too_large
 from extproc.api.errors import unsupported_media_type as media_error
-from extproc.api.openai import ParsedRequest, match_endpoint, parse_request, patch_body
+from extproc.api.openai import ParsedRequest, parse_request, patch_body
+from extproc.api.paths import INFERENCE_METHOD, PathMatch, Route, match_request
 from extproc.api.usage import Usage, usage_from_json
 from extproc.config.errors import ConfigError
 from extproc.config.schema import FailureMode
@@ -157,16 +162,19 @@ class RouteIQPlugin:
             return
         snapshot = runtime.snapshot  # pinned: a reload never changes this request's answer
         spec = snapshot.spec
-        endpoint = match_endpoint(path, spec.path_prefix)
-        method = pdk.get_method() if endpoint is not None else ""
+        match, method = self._classify(pdk, path, snapshot)
+        if match.error is not None:
+            self._refuse(pdk, match.error)
+            return
         headers = pdk.get_headers()
         spoofed = [
             k for k in headers if k.startswith(ROUTEIQ_HEADER_PREFIX) or k == spec.route_header
         ]
-        if endpoint is None or method != "POST":
+        if match.endpoint is None:
             for name in spoofed:
                 pdk.clear_upstream_header(name)
             return
+        endpoint = match.endpoint
         if not _is_json(headers.get("content-type", "")):
             self._refuse(
                 pdk, media_error("Content-Type must be application/json for OpenAI requests.")
@@ -189,7 +197,7 @@ class RouteIQPlugin:
             self._refuse(pdk, bad_request("The request body is empty; expected a JSON object."))
             return
         try:
-            parsed = parse_request(endpoint, method, path, headers, body)
+            parsed = parse_request(endpoint, method, match.upstream_target, headers, body)
         except ApiError as error:
             self._refuse(pdk, error)
             return
@@ -218,6 +226,19 @@ class RouteIQPlugin:
         self.host.pending.put(decision, runtime, buffered)
         if buffered:
             pdk.enable_buffering()
+
+    @staticmethod
+    def _classify(pdk: Pdk, path: str, snapshot: Snapshot) -> tuple[PathMatch, str]:
+        """The path's verdict and the method; the method is only asked of Kong (one more
+        round trip) when the path is below the prefix, where it matters."""
+        spec = snapshot.spec
+        match = match_request(INFERENCE_METHOD, path, spec.path_prefix, spec.passthrough_paths)
+        if match.route is Route.OUTSIDE:
+            return match, ""
+        method = pdk.get_method()
+        if method != INFERENCE_METHOD:
+            match = match_request(method, path, spec.path_prefix, spec.passthrough_paths)
+        return match, method
 
     def _decide(
         self, runtime: Runtime, snapshot: Snapshot, parsed: ParsedRequest, path: str

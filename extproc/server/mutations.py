@@ -49,12 +49,13 @@ def header_mutation(set_headers: Headers = (), remove: Iterable[str] = ()) -> He
 
 
 def continue_request_headers(
-    remove: Iterable[str] = (), mode: ProcessingMode | None = None
+    remove: Iterable[str] = (), mode: ProcessingMode | None = None, set_headers: Headers = ()
 ) -> ProcessingResponse:
-    """Let the request headers pass (minus ``remove``), optionally changing what comes next."""
+    """Let the request headers pass (minus ``remove``, plus ``set_headers``, e.g. a
+    canonical ``:path``), optionally changing what comes next."""
     response = ProcessingResponse(
         request_headers=HeadersResponse(
-            response=CommonResponse(header_mutation=header_mutation(remove=remove))
+            response=CommonResponse(header_mutation=header_mutation(set_headers, remove))
         )
     )
     if mode is not None:

@@ -22,7 +22,8 @@ from envoy.service.ext_proc.v3.external_processor_pb2 import (
 
 from extproc.api.errors import ApiError, bad_request, internal_error, too_large
 from extproc.api.errors import unsupported_media_type as media_error
-from extproc.api.openai import Endpoint, ParsedRequest, match_endpoint, parse_request, patch_body
+from extproc.api.openai import Endpoint, ParsedRequest, parse_request, patch_body
+from extproc.api.paths import Route, match_request
 from extproc.api.usage import StreamUsageParser, Usage, usage_from_json
 from extproc.config.schema import FailureMode
 from extproc.decide import fail_open_decision
@@ -106,16 +107,26 @@ class Processor:
     def _on_request_headers(self, message: HttpHeaders) -> ProcessingResponse:
         headers = self._headers = _decode_headers(message)
         spec = self.snapshot.spec
+        # Every client-sent x-routeiq-* header (and the route header) is removed from the
+        # request on every path below; refusals never copy request headers.
         self._spoofed = tuple(
             k for k in headers if k.startswith(ROUTEIQ_HEADER_PREFIX) or k == spec.route_header
         )
-        method = headers.get(":method", "")
-        endpoint = (
-            match_endpoint(headers.get(":path", ""), spec.path_prefix) if method == "POST" else None
+        target = headers.get(":path", "")
+        match = match_request(
+            headers.get(":method", ""), target, spec.path_prefix, spec.passthrough_paths
         )
-        if endpoint is None:
+        if match.route is not Route.INFERENCE:
+            if match.error is not None:
+                return m.immediate(match.error, f"routeiq_{match.error.code}")
             return m.continue_request_headers(self._spoofed, _PASSTHROUGH_MODE)
-        self._endpoint = endpoint
+        assert match.endpoint is not None
+        self._endpoint = match.endpoint
+        # The upstream gets the path RouteIQ decided on, whatever spelling the client used.
+        path_fix: tuple[tuple[str, str], ...] = ()
+        if match.upstream_target != target:
+            headers[":path"] = match.upstream_target
+            path_fix = ((":path", match.upstream_target),)
         if not _is_json(headers.get("content-type", "")):
             return m.immediate(
                 media_error("Content-Type must be application/json for OpenAI requests."),
@@ -139,7 +150,7 @@ class Processor:
             or spec.usage_accounting != "off"
         )
         mode = _BUFFER_WITH_RESPONSE_MODE if wants_response else _BUFFER_MODE
-        return m.continue_request_headers(self._spoofed, mode)
+        return m.continue_request_headers(self._spoofed, mode, path_fix)
 
     # -- request body ----------------------------------------------------------------
 

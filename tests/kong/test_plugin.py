@@ -12,6 +12,8 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from tests.kong.conftest import plugin_conf
 from tests.kong.harness import PLUGIN_DIR, SERVER_BIN, Kong, Record, Request
 
@@ -226,19 +228,64 @@ def test_wrong_content_type_is_415(kong: Kong, instance: int) -> None:
 # -- headers and passthrough -------------------------------------------------------------
 
 
-def test_passthrough_paths_are_untouched_except_spoofed_headers(kong: Kong, instance: int) -> None:
-    req = Request(method="GET", path="/v1/models", headers={"x-routeiq-cluster": "demo_premium"})
-    rec = kong.request(instance, req)
+SPOOFED = {
+    "x-routeiq-cluster": "demo_premium",
+    "x-routeiq-category": "x",
+    "x-routeiq-profile": "eco",
+}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "reads"),
+    [
+        ("GET", "/v1/models", READS),  # the default passthrough rule (read-only)
+        ("GET", "/v1/models/gpt-4o", READS),
+        ("POST", "/healthz", ["kong.request.get_path", "kong.request.get_headers"]),  # outside
+    ],
+)
+def test_passthrough_paths_are_untouched_except_spoofed_headers(
+    kong: Kong, instance: int, method: str, path: str, reads: list[str]
+) -> None:
+    rec = kong.request(instance, Request(method=method, path=path, headers=dict(SPOOFED)))
     assert rec.exit is None and rec.upstream is None and rec.body is None
-    assert rec.cleared == ["x-routeiq-cluster"]
-    assert rec.pdk_calls["access"] == [
+    assert sorted(rec.cleared) == sorted(SPOOFED)
+    assert rec.pdk_calls["access"] == [*reads, *["kong.service.request.clear_header"] * 3]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "code"),
+    [
+        ("GET", "/v1/chat/completions", 405, "method_not_allowed"),
+        ("POST", "/v1/files", 404, "unknown_path"),
+        ("POST", "/v1/chat/completions/x", 404, "unknown_path"),
+        ("POST", "/v1/chat/%zz", 400, "invalid_path"),
+    ],
+)
+def test_unknown_paths_below_the_prefix_are_refused(
+    kong: Kong, instance: int, method: str, path: str, status: int, code: str
+) -> None:
+    rec = kong.request(instance, Request(method=method, path=path, headers=dict(SPOOFED)))
+    assert rec.exit is not None and rec.exit[0] == status
+    assert rec.error_json["error"]["code"] == code
+    assert not any(k.startswith("x-routeiq-") for k in rec.exit[2])  # nothing echoed
+    assert rec.upstream is None and rec.pdk_calls["access"] == [
         "kong.request.get_path",
-        "kong.request.get_headers",
-        "kong.service.request.clear_header",
+        "kong.request.get_method",
+        "kong.response.exit",
     ]
-    # an inference path with another method passes too, unparsed
-    get = kong.request(instance, Request(method="GET", headers={}))
-    assert get.exit is None and get.pdk_calls["access"] == READS
+
+
+@pytest.mark.parametrize(
+    "path", ["/v1/%63hat/completions", "/V1/Chat/Completions", "/v1//chat/completions;x"]
+)
+def test_odd_spellings_of_an_inference_path_are_decided(
+    kong: Kong, instance: int, path: str
+) -> None:
+    req = Request.chat("gpt-4o", x_team="interns")  # interns may not use gpt-4o
+    req.path = path
+    rec = kong.request(instance, req)
+    assert rec.exit is not None and rec.exit[0] == 403, rec
+    assert rec.error_json["error"]["code"] == "policy_denied"
 
 
 def test_spoofed_routing_headers_are_cleared_or_overwritten(kong: Kong, instance: int) -> None:

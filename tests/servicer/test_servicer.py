@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 
 import grpc
@@ -71,7 +71,7 @@ def headers_msg(
     )
 
 
-def body_msg(body: bytes | dict[str, object]) -> ProcessingRequest:
+def body_msg(body: bytes | Mapping[str, object]) -> ProcessingRequest:
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
     return ProcessingRequest(request_body=HttpBody(body=raw, end_of_stream=True))
 
@@ -156,18 +156,69 @@ async def test_unchanged_model_is_not_rewritten(
 
 
 @pytest.mark.parametrize(
-    ("method", "path"), [("GET", "/v1/models"), ("POST", "/v1/files"), ("GET", CHAT)]
+    ("method", "path"),
+    [("GET", "/v1/models"), ("GET", "/v1/models/gpt-4o"), ("POST", "/healthz"), ("GET", "*")],
 )
 async def test_passthrough_skips_body(
     server: tuple[grpc.aio.Server, int, Runtime, Health], method: str, path: str
 ) -> None:
     _, port, _, _ = server
-    (resp,) = await exchange(port, [headers_msg({"x-routeiq-cluster": "x"}, path, method)])
+    spoofed = {"x-routeiq-cluster": "x", "x-routeiq-category": "y", "x-routeiq-profile": "eco"}
+    (resp,) = await exchange(port, [headers_msg(spoofed, path, method)])
     assert resp.mode_override.request_body_mode == ProcessingMode.NONE
     assert resp.mode_override.response_header_mode == ProcessingMode.SKIP
-    assert list(resp.request_headers.response.header_mutation.remove_headers) == [
-        "x-routeiq-cluster"
-    ]
+    mutation = resp.request_headers.response.header_mutation
+    assert sorted(mutation.remove_headers) == sorted(spoofed)
+    assert not mutation.set_headers
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "code"),
+    [
+        ("POST", "/v1/files", 404, "unknown_path"),
+        ("POST", "/v1/chat/completions/x", 404, "unknown_path"),
+        ("GET", CHAT, 405, "method_not_allowed"),
+        ("POST", "/v1/chat/completions%2525", 400, "invalid_path"),
+        ("POST", "/v1/chat/%zz", 400, "invalid_path"),
+    ],
+)
+async def test_unknown_paths_below_the_prefix_are_refused(
+    server: tuple[grpc.aio.Server, int, Runtime, Health],
+    method: str,
+    path: str,
+    status: int,
+    code: str,
+) -> None:
+    _, port, _, _ = server
+    (resp,) = await exchange(port, [headers_msg({"x-routeiq-category": "spoof"}, path, method)])
+    assert immediate_error(resp)[0] == status
+    assert immediate_error(resp)[1]["code"] == code
+    assert resp.immediate_response.details == f"routeiq_{code}"
+    sent = {h.header.key for h in resp.immediate_response.headers.set_headers}
+    assert not any(k.startswith("x-routeiq-") for k in sent)  # nothing echoed
+    if status == 405:
+        assert ("allow", b"POST") in {
+            (h.header.key, h.header.raw_value) for h in resp.immediate_response.headers.set_headers
+        }
+
+
+@pytest.mark.parametrize(
+    ("path", "upstream"),
+    [
+        ("/v1/%63hat/completions", CHAT),
+        ("/V1/Chat/Completions;x=1?api-version=2", CHAT + "?api-version=2"),
+        ("/v1/x/../embeddings/", "/v1/embeddings"),
+        (CHAT, None),
+        (CHAT + "?a=b", None),
+    ],
+)
+async def test_odd_spellings_are_decided_on_the_canonical_path(
+    server: tuple[grpc.aio.Server, int, Runtime, Health], path: str, upstream: str | None
+) -> None:
+    _, port, _, _ = server
+    (resp,) = await exchange(port, [headers_msg(JSON, path)])
+    assert resp.mode_override.request_body_mode == ProcessingMode.BUFFERED
+    assert set_headers(resp, "request_headers").get(":path") == upstream
 
 
 @pytest.mark.parametrize(
