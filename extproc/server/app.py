@@ -1,5 +1,10 @@
 """Run the ext_proc gRPC server (health, admin, hot reload) until SIGTERM/SIGINT.
 
+On the signal: readiness goes to draining, the watcher stops, the gRPC server stops
+taking new streams and lets those in flight finish within the grace period, then the
+rest closes. No shutdown step can skip the drain: each is guarded, and the watcher
+never raises (a config file it could not read was already logged and counted).
+
 One process (``workers == 1``) serves gRPC and the admin port itself. With
 ``--workers N`` the supervisor (``extproc.server.workers``) starts N of these, each
 told its index: a worker serves gRPC and its metrics on a Unix socket, and the
@@ -9,7 +14,9 @@ supervisor serves the one admin port.
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
+from collections.abc import Awaitable
 
 import grpc
 from grpc_health.v1 import health_pb2_grpc
@@ -80,12 +87,21 @@ async def serve(settings: Settings) -> int:
     log.info("routeiq draining (grace %.1fs)", settings.grace_period_s)
     await health.set_draining()
     if watcher is not None:
-        await watcher.stop()
+        await _step(log, "stopping the config watcher", watcher.stop())
     await server.stop(settings.grace_period_s)
     if admin is not None:
-        await admin.close()
+        await _step(log, "closing the admin port", admin.close())
     if worker_metrics is not None:
-        await worker_metrics.close()
-    await runtime.close()
+        await _step(log, "closing the worker metrics socket", worker_metrics.close())
+    await _step(log, "closing the runtime", runtime.close())
     log.info("routeiq stopped")
     return 0
+
+
+async def _step(log: logging.Logger, what: str, step: Awaitable[None]) -> None:
+    """One shutdown step; a failure is one log line, and the remaining steps still run
+    (the streams in flight are drained whatever a watcher or exporter did)."""
+    try:
+        await step
+    except Exception as exc:
+        log.error("%s failed: %s", what, type(exc).__name__)
