@@ -15,6 +15,12 @@ key that ``decide`` already computed; no header value is logged except
 then the last user message is logged, cut to ``prompt_chars`` characters, with
 recognisable credentials (API keys, bearer tokens, private key blocks) masked.
 
+The last ``RECENT`` items are also kept in memory, numbered (``recent``), for the
+admin dashboard's live stream; it renders them with ``document``, so the dashboard
+shows exactly the redacted lines, also with the sink off. Usage lines carry the
+response's cost when ``extproc.cost`` priced it (``cost_usd``, ``counterfactual_usd``,
+``reference_backend``, with ``backend``, ``tier`` and ``team``).
+
 Sinks: ``stdout`` (one line per write, for a log collector), a file with size-based
 rotation (``path``, ``path.1``... ``path.N``; with 0 backups the file is truncated
 when full), or ``off`` (nothing is queued at all).
@@ -41,6 +47,7 @@ from extproc.decision import Decision
 if TYPE_CHECKING:
     from extproc.api.openai import ParsedRequest
     from extproc.config.settings import Settings
+    from extproc.cost.accountant import CostRecord
     from extproc.policy.result import PolicyResult
     from extproc.routing.router import Classification
 
@@ -57,6 +64,7 @@ _MASK = re.compile(
     r"(?:-----END (?:[A-Z0-9]+ )?PRIVATE KEY-----|$))"
 )
 _DECISION, _USAGE, _FLUSH, _STOP = 0, 1, 2, 3
+RECENT = 256  # items kept for the admin dashboard's live stream (``recent``)
 INTERVAL_S = 0.1
 
 
@@ -149,6 +157,9 @@ class DecisionLog:
         self._wake = threading.Event()  # set by flush/close: drain now, not at the tick
         self._dropped = 0
         self.write_errors = 0
+        # The last RECENT items, whatever the sink (also off), numbered for ``recent``.
+        self._recent: deque[tuple[int, tuple[Any, ...]]] = deque(maxlen=RECENT)
+        self._seq = 0
         self._thread: threading.Thread | None = None
         if sink is not None:
             self._thread = threading.Thread(
@@ -187,17 +198,37 @@ class DecisionLog:
             return
         self._queue.append(item)
 
+    def _keep(self, item: tuple[Any, ...]) -> None:
+        self._seq += 1
+        self._recent.append((self._seq, item))
+        if self._sink is not None:
+            self._put(item)
+
     def log_decision(
         self, decision: Decision, request: ParsedRequest | None, elapsed_s: float
     ) -> None:
         """One line for ``decision`` (``request`` is None when parsing never finished)."""
-        if self._sink is not None:
-            self._put((_DECISION, time.time(), decision, request, elapsed_s))
+        self._keep((_DECISION, time.time(), decision, request, elapsed_s))
 
-    def log_usage(self, decision_id: str, usage: Usage | Mapping[str, Any]) -> None:
-        """One line with the token usage of the response to ``decision_id``."""
-        if self._sink is not None:
-            self._put((_USAGE, time.time(), decision_id, usage))
+    def log_usage(
+        self,
+        decision_id: str,
+        usage: Usage | Mapping[str, Any],
+        cost: CostRecord | None = None,
+    ) -> None:
+        """One line with the token usage of the response to ``decision_id`` (and its
+        ``cost``, priced by ``extproc.cost``, when known)."""
+        self._keep((_USAGE, time.time(), decision_id, usage, cost))
+
+    def recent(self, after: int = 0) -> list[tuple[int, tuple[Any, ...]]]:
+        """Items logged after number ``after`` among the last ``RECENT`` (oldest first),
+        each ``(number, item)``; ``document(item)`` is its line. For the admin dashboard:
+        the same documents, redaction included, whether or not a sink is configured."""
+        return [entry for entry in list(self._recent) if entry[0] > after]
+
+    def document(self, item: tuple[Any, ...]) -> dict[str, Any]:
+        """The JSON object of a decision or usage item (as written to the sink)."""
+        return self._document(item)
 
     # -- control ------------------------------------------------------------------------
 
@@ -261,7 +292,7 @@ class DecisionLog:
 
     def _document(self, item: tuple[Any, ...]) -> dict[str, Any]:
         if item[0] == _USAGE:
-            _, ts, decision_id, usage = item
+            _, ts, decision_id, usage, cost = item
             u = usage if isinstance(usage, Usage) else usage_from_object(dict(usage))
             return {
                 "type": "usage",
@@ -272,6 +303,7 @@ class DecisionLog:
                 "cached_tokens": u.cached_tokens if u else None,
                 "reasoning_tokens": u.reasoning_tokens if u else None,
                 "estimated": u.estimated if u else None,
+                **_cost_fields(cost),
             }
         _, ts, decision, request, elapsed_s = item
         return self.decision_document(decision, request, elapsed_s, ts)
@@ -319,6 +351,7 @@ class DecisionLog:
             "error_code": (error.code or error.type) if error else None,
             "reasons": list(decision.reasons),
             "rule_ids": list(decision.rule_ids),
+            "budget_refused_by": list(decision.budget_refused_by),
             "policy": _policy_summary(decision.policy),
             "excluded": (
                 dict(decision.excluded) if decision.excluded or decision.backend else None
@@ -329,6 +362,23 @@ class DecisionLog:
             "prompt_tokens_estimate": request.prompt_tokens if request else None,
             "prompt": prompt,
         }
+
+
+def _cost_fields(cost: CostRecord | None) -> dict[str, Any]:
+    """The usage line's cost keys (always present; null when the response was not priced)."""
+    if cost is None:
+        return dict.fromkeys(_COST_KEYS)
+    return {
+        "backend": cost.backend,
+        "tier": cost.tier,
+        "team": cost.team,
+        "cost_usd": round(cost.cost_usd, 9),
+        "counterfactual_usd": round(cost.counterfactual_usd, 9),
+        "reference_backend": cost.reference_backend,
+    }
+
+
+_COST_KEYS = ("backend", "tier", "team", "cost_usd", "counterfactual_usd", "reference_backend")
 
 
 def _shadow(c: Classification | None) -> dict[str, Any] | None:

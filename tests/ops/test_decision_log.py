@@ -59,6 +59,9 @@ async def test_decision_line_has_the_documented_fields(runtime: Runtime, tmp_pat
     assert usage == {
         "type": "usage", "time": usage["time"], "id": decision.id, "input_tokens": 10,
         "output_tokens": 20, "cached_tokens": 4, "reasoning_tokens": 0, "estimated": False,
+        # not priced (no CostRecord given): the cost keys are present and null
+        "backend": None, "tier": None, "team": None, "cost_usd": None,
+        "counterfactual_usd": None, "reference_backend": None,
     }  # fmt: skip
     raw = path.read_text()
     for secret in (SECRET, "another-secret-value", "very-secret-cookie", "Please summarise"):
