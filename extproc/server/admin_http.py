@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
@@ -36,10 +36,15 @@ class Request:
 
 @dataclass(frozen=True, slots=True)
 class Response:
+    """A response; with ``stream`` (server-sent events) the body is what the iterator
+    yields, written as it comes, with no ``Content-Length``, and the connection closes
+    when the iterator ends."""
+
     status: int
     body: bytes = b""
     content_type: str = "application/json"
     headers: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    stream: AsyncIterator[bytes] | None = None
 
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -117,6 +122,7 @@ class HttpServer:
                 if request is None:
                     return
                 response = await self._dispatch(request)
+                keep_alive = keep_alive and response.stream is None
                 await self._write(writer, response, request.method, keep_alive)
         except (ConnectionError, asyncio.IncompleteReadError, TimeoutError):
             pass
@@ -193,10 +199,11 @@ class HttpServer:
         self, writer: asyncio.StreamWriter, response: Response, method: str, keep_alive: bool
     ) -> None:
         reason = HTTPStatus(response.status).phrase
+        stream = response.stream
         lines = [
             f"HTTP/1.1 {response.status} {reason}",
             f"Content-Type: {response.content_type}",
-            f"Content-Length: {len(response.body)}",
+            *(() if stream is not None else (f"Content-Length: {len(response.body)}",)),
             f"Connection: {'keep-alive' if keep_alive else 'close'}",
             "Cache-Control: no-store",
             *(f"{k}: {v}" for k, v in response.headers),
@@ -205,3 +212,13 @@ class HttpServer:
         if method != "HEAD":
             writer.write(response.body)
         await writer.drain()
+        if stream is not None:
+            try:
+                if method != "HEAD":
+                    async for chunk in stream:
+                        writer.write(chunk)
+                        await writer.drain()
+            finally:
+                aclose = getattr(stream, "aclose", None)
+                if aclose is not None:
+                    await aclose()
