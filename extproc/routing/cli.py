@@ -1,11 +1,20 @@
-"""``routeiq train | score | eval``: the routing subcommands (registered by extproc.cli).
+"""``routeiq train | score | eval | replay``: the routing subcommands (registered by
+extproc.cli).
 
-* ``train`` fits one strategy on labelled data (category labels, or per-model correctness
-  with ``--strong/--weak``) and writes ``weights.npz`` + ``manifest.json``. It needs
-  scikit-learn (dev/training dependency), imported only inside this command.
 * ``score`` writes ``{"id", "category", "tier", "score"}`` per input line (``{"id",
-  "prompt"}`` or an OpenAI request body) using the same ``Router`` as the server.
-* ``eval`` prints category accuracy, or APGR / CPT(50%) / CPT(80%) for strong/weak data.
+  "prompt"}`` or an OpenAI request body); ``-`` is stdin/stdout. ``tier`` is what ``auto``
+  picks under the config (``--config``, default the shipped one) with the knob moved by
+  ``--premium-share``; ``score`` in [0, 1] is the need for premium.
+* ``eval --labelled FILE...`` reports APGR, CPT(50/80/95), the config's operating point and
+  the knob's calibration on strong/weak labelled data (extproc.routing.eval_report), with
+  an optional PNG (``--plot``, needs matplotlib); ``eval --input FILE`` prints category
+  accuracy on category-labelled data.
+* ``replay --log FILE --config NEW`` re-decides logged traffic (extproc.routing.replay).
+* ``train`` fits one strategy (extproc.routing.training_run; needs scikit-learn).
+
+Every mistake (missing file, bad line, unknown strategy or model, empty stdin...) is one
+line on stderr, ``routeiq <command>: <what>``, and exit code 1 (data) or 2 (config or
+option); never a traceback.
 """
 
 from __future__ import annotations
@@ -13,42 +22,107 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-import orjson
-
-from extproc.api.errors import ApiError, bad_request
-from extproc.api.openai import Endpoint, ParsedRequest, parse_request
 from extproc.config.errors import ConfigError
 from extproc.routing.classifiers import STRATEGIES
-from extproc.routing.router import Router, build_router
-from extproc.routing.spec import RoutingSpec
+from extproc.routing.evaluation import EvaluationError
+from extproc.routing.labelled import FORMATS, LabelledError
+from extproc.routing.scoring import (
+    ToolError,
+    classify_many,
+    load_router,
+    one_line,
+    read_prompt_lines,
+    request_of,
+    routing_source,
+    score_record,
+    write_lines,
+)
+
+Handler = Callable[[argparse.Namespace], int]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Add ``train``, ``score`` and ``eval`` to the ``routeiq`` parser."""
-    for name, handler, help_text in (
-        ("score", run_score, "score prompts: JSONL in, {id, category, tier, score} JSONL out"),
-        ("eval", run_eval, "category accuracy, or APGR/CPT on strong/weak labelled data"),
-    ):
-        p = subparsers.add_parser(name, help=help_text)
-        p.set_defaults(handler=handler, func=handler)
-        _router_options(p)
-        p.add_argument("--input", type=Path, required=True)
-        if name == "score":
-            p.add_argument("--output", type=Path, required=True)
-        else:
-            _label_options(p)
-            p.add_argument("--holdout", type=int, default=None,
-                           help="only rows in the held-out split (percent), as train keeps out")
-    t = subparsers.add_parser("train", help="train a routing artefact (needs scikit-learn)")
-    t.set_defaults(handler=run_train, func=run_train)
+    """Add ``score``, ``eval``, ``replay`` and ``train`` to the ``routeiq`` parser."""
+    s = _parser(
+        subparsers,
+        "score",
+        run_score,
+        "JSONL prompts in, {id, category, tier, score} JSONL out ('-': stdin/stdout)",
+    )
+    s.add_argument("--input", required=True, help="JSONL file, or '-' for stdin")
+    s.add_argument("--output", required=True, help="JSONL file, or '-' for stdout")
+    _router_options(s)
+
+    e = _parser(
+        subparsers,
+        "eval",
+        run_eval,
+        "APGR/CPT/operating point/calibration on labelled data, or category accuracy",
+    )
+    data = e.add_mutually_exclusive_group(required=True)
+    data.add_argument(
+        "--labelled",
+        type=Path,
+        nargs="+",
+        help="strong/weak labelled files (formats: " + ", ".join(FORMATS) + ")",
+    )
+    data.add_argument("--input", type=Path, help="category-labelled JSONL/CSV: accuracy")
+    e.add_argument("--format", choices=FORMATS, default=None, help="default: detected")
+    _label_options(e)
+    _router_options(e)
+    e.add_argument(
+        "--calibrate",
+        default="0.1,0.3,0.5",
+        help="premium shares to ask the knob for ('none': skip)",
+    )
+    e.add_argument("--plot", type=Path, default=None, help="write a PNG (needs matplotlib)")
+    e.add_argument("--json", action="store_true", help="print the report as JSON")
+    e.add_argument(
+        "--holdout",
+        type=int,
+        default=None,
+        help="with --input: only rows of the held-out split (percent)",
+    )
+
+    r = _parser(
+        subparsers,
+        "replay",
+        run_replay,
+        "re-decide logged traffic under another config; print what would change",
+    )
+    r.add_argument(
+        "--log",
+        type=Path,
+        action="append",
+        required=True,
+        help="decision log (JSONL); repeat for more files",
+    )
+    r.add_argument("--config", type=Path, required=True, help="the RoutingConfig to try")
+    r.add_argument("--strategy", default=None, help="override spec.routing.strategy")
+    r.add_argument(
+        "--premium-share", type=float, default=None, help="move the auto knob of the new config"
+    )
+    r.add_argument(
+        "--default-output-tokens",
+        type=int,
+        default=None,
+        help="expected output when neither usage nor max_tokens was logged (default 256)",
+    )
+    r.add_argument("--json", action="store_true")
+
+    t = _parser(subparsers, "train", run_train, "train a routing artefact (needs scikit-learn)")
     t.add_argument("--strategy", choices=STRATEGIES, required=True)
     t.add_argument("--data", type=Path, nargs="+", required=True, help="JSONL/CSV/JSON files")
-    t.add_argument("--extra", type=Path, nargs="*", default=[],
-                   help="more category-labelled files, used whole (no held-out split)")
+    t.add_argument(
+        "--extra",
+        type=Path,
+        nargs="*",
+        default=[],
+        help="more category-labelled files, used whole (no held-out split)",
+    )
     t.add_argument("--out", type=Path, required=True)
     t.add_argument("--embedder", type=Path, default=None, help="embedder manifest.json")
     t.add_argument("--holdout", type=int, default=20, help="percent held out for metrics")
@@ -57,89 +131,140 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     _label_options(t)
 
 
+def _parser(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    handler: Handler,
+    help_text: str,
+) -> argparse.ArgumentParser:
+    p: argparse.ArgumentParser = subparsers.add_parser(name, help=help_text)
+    wrapped = _guarded(name, handler)
+    p.set_defaults(handler=wrapped, func=wrapped)
+    return p
+
+
+def _guarded(name: str, handler: Handler) -> Handler:
+    """Run ``handler``; an operator mistake becomes one stderr line and an exit code."""
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return handler(args)
+        except ConfigError as exc:
+            code, message = 2, str(exc)
+        except (ToolError, LabelledError, EvaluationError) as exc:
+            code, message = getattr(exc, "code", 1), str(exc)
+        print(f"routeiq {name}: {one_line(message)}", file=sys.stderr)
+        return code
+
+    return run
+
+
 def _router_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--strategy", default="centroid")
-    p.add_argument("--models-dir", default=None, help="default: the repo's models/")
+    p.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="RoutingConfig whose spec.routing is used (default: the shipped one)",
+    )
+    p.add_argument("--strategy", default=None, help="override spec.routing.strategy")
+    p.add_argument("--models-dir", default=None, help="override spec.routing.modelsDir")
+    p.add_argument(
+        "--premium-share",
+        type=float,
+        default=None,
+        help="move the auto knob: fraction of traffic that may go to premium",
+    )
 
 
 def _label_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--strong", default=None, help="column of the strong model's correctness")
-    p.add_argument("--weak", default=None, help="column of the weak model's correctness")
-
-
-def _router(args: argparse.Namespace) -> Router:
-    spec = RoutingSpec(strategy=args.strategy, models_dir=args.models_dir)
-    return build_router(spec, Path.cwd())
-
-
-def request_of(line: dict[str, Any]) -> ParsedRequest:
-    """A ParsedRequest for a scoring line: an OpenAI body, or ``{"prompt": ...}``."""
-    if "messages" in line:
-        endpoint, body = Endpoint.CHAT_COMPLETIONS, line
-    elif "input" in line:
-        endpoint, body = Endpoint.RESPONSES, line
-    else:
-        prompt = line.get("prompt", line.get("query"))
-        if not isinstance(prompt, str):
-            raise bad_request("the line needs 'prompt' or an OpenAI request body")
-        endpoint = Endpoint.CHAT_COMPLETIONS
-        body = {"model": "auto", "messages": [{"role": "user", "content": prompt}]}
-    body = {"model": "auto", **body}
-    return parse_request(endpoint, "POST", f"/v1/{endpoint.value}", {}, orjson.dumps(body))
-
-
-def _lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    with path.open() as fh:
-        for n, raw in enumerate(fh, 1):
-            if raw.strip():
-                yield n, json.loads(raw)
+    p.add_argument("--strong", default=None, help="the strong model (as named in the data)")
+    p.add_argument("--weak", default=None, help="the weak model (as named in the data)")
 
 
 def run_score(args: argparse.Namespace) -> int:
-    """Handler of ``routeiq score``."""
-    try:
-        router = _router(args)
-    except ConfigError as exc:
-        print(f"routeiq score: {exc}", file=sys.stderr)
-        return 2
-    with args.output.open("w") as out:
-        for n, line in _lines(args.input):
-            try:
-                result = router.classify(request_of(line))
-            except ApiError as exc:
-                print(f"{args.input}:{n}: {exc}", file=sys.stderr)
-                return 1
-            record = {"id": line.get("id", n), "category": result.category,
-                      "tier": result.tier, "score": round(result.score, 6)}
-            out.write(json.dumps(record) + "\n")
+    """Handler of ``routeiq score``: read everything, classify in batches, then write."""
+    ids, requests = read_prompt_lines(args.input)
+    source = routing_source(args.config, args.strategy, args.models_dir)
+    router = load_router(source, args.premium_share)
+    results = classify_many(router, requests, label="score")
+    write_lines(args.output, [score_record(i, c) for i, c in zip(ids, results, strict=True)])
     return 0
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    """Handler of ``routeiq eval``: category accuracy or strong/weak APGR/CPT."""
-    from extproc.routing.datasets import holdout, read_labelled, read_strong_weak
-    from extproc.routing.metrics import accuracy, strong_weak_report
+    """Handler of ``routeiq eval``: strong/weak report, or category accuracy."""
+    if args.input is not None and not (args.strong or args.weak):
+        return _category_accuracy(args)
+    from extproc.routing.eval_report import evaluate_router, format_text, parse_shares
+    from extproc.routing.labelled import load_labelled
+
+    shares = parse_shares(args.calibrate)
+    if args.plot is not None:
+        from extproc.routing.plot import require_matplotlib
+
+        require_matplotlib()
+    pair = load_labelled(args.labelled or [args.input], args.format).pair(args.strong, args.weak)
+    source = routing_source(args.config, args.strategy, args.models_dir)
+    router = load_router(source, args.premium_share)
+    origin = source.origin + (
+        f" (premium share set to {args.premium_share:g})" if args.premium_share is not None else ""
+    )
+    ev = evaluate_router(router, pair, origin, shares)
+    if args.plot is not None:
+        from extproc.routing.plot import write_plot
+
+        write_plot(ev, args.plot)
+    print(json.dumps(ev.as_dict(), indent=2) if args.json else format_text(ev))
+    return 0
+
+
+def _category_accuracy(args: argparse.Namespace) -> int:
+    from extproc.routing.datasets import holdout, read_labelled
+    from extproc.routing.metrics import accuracy
 
     try:
-        router = _router(args)
-    except ConfigError as exc:
-        print(f"routeiq eval: {exc}", file=sys.stderr)
-        return 2
-    if args.strong or args.weak:
-        sw = read_strong_weak([args.input], args.strong, args.weak)
-        scores = [router.classify(request_of({"prompt": t})).score for t in sw.texts]
-        report = strong_weak_report(scores, sw.strong, sw.weak)
-        print(json.dumps({"strategy": args.strategy, **report.as_dict()}))
-        return 0
-    data = read_labelled([args.input])
-    rows = [(t, y) for t, y in zip(data.texts, data.labels, strict=True)
-            if args.holdout is None or holdout(t, args.holdout)]
+        data = read_labelled([args.input])
+    except (OSError, ValueError) as exc:
+        raise ToolError(f"{args.input}: {exc}") from None
+    rows = [
+        (t, y)
+        for t, y in zip(data.texts, data.labels, strict=True)
+        if args.holdout is None or holdout(t, args.holdout)
+    ]
     if not rows:
-        print(f"routeiq eval: no labelled rows to evaluate in {args.input}", file=sys.stderr)
-        return 1
-    predicted = [router.classify(request_of({"prompt": t})).category for t, _ in rows]
+        raise ToolError(f"no labelled rows to evaluate in {args.input}")
+    source = routing_source(args.config, args.strategy, args.models_dir)
+    router = load_router(source)
+    requests = [request_of({"prompt": t}) for t, _ in rows]
+    predicted = [c.category for c in classify_many(router, requests, label="eval")]
     acc = accuracy(predicted, [y for _, y in rows])
-    print(json.dumps({"strategy": args.strategy, "n": len(predicted), "accuracy": acc}))
+    print(json.dumps({"strategy": router.spec.strategy, "n": len(predicted), "accuracy": acc}))
+    return 0
+
+
+def run_replay(args: argparse.Namespace) -> int:
+    """Handler of ``routeiq replay``."""
+    from extproc.config.snapshot import build_snapshot
+    from extproc.routing.replay import (
+        DEFAULT_OUTPUT_TOKENS,
+        dumps,
+        format_summary,
+        read_logs,
+        replay,
+        summary,
+        with_router,
+    )
+
+    contents = read_logs(args.log)
+    snapshot = build_snapshot(args.config, with_router=False)
+    try:
+        source = routing_source(args.config, args.strategy)
+        snapshot = with_router(snapshot, load_router(source, args.premium_share))
+        rows = replay(snapshot, contents, args.default_output_tokens or DEFAULT_OUTPUT_TOKENS)
+    finally:
+        snapshot.close()
+    doc = summary(rows, contents)
+    print(dumps(doc) if args.json else format_summary(doc))
     return 0
 
 
@@ -152,7 +277,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m extproc.routing.cli train|score|eval ...`` (same as ``routeiq ...``)."""
+    """``python -m extproc.routing.cli train|score|eval|replay ...`` (same as ``routeiq``)."""
     parser = argparse.ArgumentParser(prog="routeiq")
     register(parser.add_subparsers(required=True))
     args = parser.parse_args(argv)

@@ -133,17 +133,16 @@ def router_curve(
     return Curve(np.asarray(shares)[order], np.asarray(qualities)[order])
 
 
-def oracle_curve(
-    strong: Sequence[float] | Floats, weak: Sequence[float] | Floats, points: int = 101
-) -> Curve:
-    """Best achievable quality at each share (positive gains first, fractional calls)."""
+def oracle_curve(strong: Sequence[float] | Floats, weak: Sequence[float] | Floats) -> Curve:
+    """Best achievable quality at each whole number of strong calls (positive gains first).
+
+    Between two whole numbers the oracle is linear (fractional calls), so the trapezoid
+    over these points is its exact area."""
     st, wk = _arrays(strong, weak)
     n = len(st)
     gains = np.sort(np.clip(st - wk, 0.0, None))[::-1]
     cum = np.concatenate([[0.0], np.cumsum(gains)])
-    share = np.linspace(0.0, 1.0, points)
-    quality = (wk.sum() + np.interp(share * n, np.arange(n + 1), cum)) / n
-    return Curve(share, quality)
+    return Curve(np.arange(n + 1) / n, (wk.sum() + cum) / n)
 
 
 def random_curve(gap: Gap, points: int = 101) -> Curve:

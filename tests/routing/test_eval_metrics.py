@@ -69,7 +69,7 @@ def test_ranking_backwards_and_not_at_all() -> None:
 
 def test_oracle_and_random_curves() -> None:
     gap = Gap.of(STRONG, WEAK)
-    oracle = oracle_curve(STRONG, WEAK, points=5)
+    oracle = oracle_curve(STRONG, WEAK)
     assert oracle.share.tolist() == [0, 0.25, 0.5, 0.75, 1]
     # one gaining prompt per quarter of the calls, until both gains are spent
     assert oracle.quality.tolist() == pytest.approx([0.25, 0.5, 0.75, 0.75, 0.75])
@@ -85,7 +85,7 @@ def test_graded_scores_use_the_gain_not_the_correctness() -> None:
     (.75 - .35)/.35 = 8/7 > 1: an oracle can beat always-strong when the weak model is
     better on some prompts.
     """
-    oracle = oracle_curve([0.9, 0.5], [0.1, 0.6], points=3)
+    oracle = oracle_curve([0.9, 0.5], [0.1, 0.6])
     assert oracle.quality.tolist() == pytest.approx([0.35, 0.75, 0.75])
     assert Gap.of([0.9, 0.5], [0.1, 0.6]).pgr(0.75) == pytest.approx(8 / 7)
 

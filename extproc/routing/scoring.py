@@ -1,0 +1,213 @@
+"""Batch classification for the offline tools (score, eval, replay), and where their router
+comes from.
+
+* :func:`routing_source`: the ``spec.routing`` of a RoutingConfig (``--config``; by
+  default the shipped ``config/routeiq.yaml`` of the source tree, else the built-in
+  defaults), with the command-line overrides (``--strategy``, ``--models-dir``), and the
+  directory relative paths are resolved against.
+* :func:`load_router`: that router, with the ``auto`` knob moved by ``--premium-share``.
+* :func:`classify_many`: classifications of many requests, batched: prompts are sorted by
+  length and classified in chunks with ``Router.classify_batch`` (one batched embedding
+  per chunk, little padding), results returned in input order; progress on a terminal.
+* :func:`read_prompt_lines` / :func:`request_of`: the ``routeiq score`` input
+  (``{"id", "prompt"}`` or an OpenAI request body per line).
+
+Every mistake is a ``ToolError`` (or a ``ConfigError``) with a one-line message.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+from pydantic import ValidationError
+
+import extproc
+from extproc.api.errors import ApiError, bad_request
+from extproc.api.openai import Endpoint, ParsedRequest, parse_request
+from extproc.config.errors import ConfigError
+from extproc.routing.progress import Progress
+from extproc.routing.router import Classification, Router, build_router
+from extproc.routing.spec import RoutingSpec
+
+CHUNK = 256  # requests per classify_batch call: sorted by length, so padding stays small
+
+
+class ToolError(Exception):
+    """A mistake in what the operator gave an offline tool; the message is one line.
+
+    ``code`` is the exit code: 1 for bad input data, 2 for a bad option.
+    """
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def one_line(message: str) -> str:
+    """A possibly multi-line error message folded onto one line."""
+    return "; ".join(part.strip() for part in message.splitlines() if part.strip())
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingSource:
+    """The routing section a tool uses, where it came from, and its base directory."""
+
+    spec: RoutingSpec
+    base_dir: Path
+    origin: str
+
+
+def default_config_path() -> Path | None:
+    """``config/routeiq.yaml`` of the source tree (a checkout or editable install)."""
+    path = Path(extproc.__file__).resolve().parent.parent / "config" / "routeiq.yaml"
+    return path if path.is_file() else None
+
+
+def routing_source(
+    config: Path | None, strategy: str | None = None, models_dir: str | None = None
+) -> RoutingSource:
+    """``spec.routing`` of ``config`` (default: the shipped one) with CLI overrides."""
+    from extproc.config.snapshot import load_config
+
+    path = config if config is not None else default_config_path()
+    if path is None:
+        spec, base_dir, origin = RoutingSpec(), Path.cwd(), "built-in defaults"
+    else:
+        routing_config, _ = load_config(path)
+        spec, base_dir, origin = routing_config.spec.routing, path.resolve().parent, str(path)
+    overrides: dict[str, Any] = {}
+    if strategy is not None:
+        overrides["strategy"] = strategy
+    if models_dir is not None:
+        overrides["models_dir"] = str(Path(models_dir).resolve())
+    if overrides:
+        try:
+            spec = RoutingSpec.model_validate({**spec.model_dump(), **overrides})
+        except ValidationError as exc:
+            messages = (str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+            raise ConfigError("; ".join(messages)) from None
+    return RoutingSource(spec, base_dir, origin)
+
+
+def load_router(source: RoutingSource, premium_share: float | None = None) -> Router:
+    """Build the router (ConfigError on a bad artefact); move the ``auto`` knob if asked."""
+    router = build_router(source.spec, source.base_dir)
+    return router if premium_share is None else with_share(router, premium_share)
+
+
+def with_share(router: Router, premium_share: float) -> Router:
+    """``router`` with its ``auto`` premium share set (ToolError when it has no knob)."""
+    if not 0.0 <= premium_share <= 1.0:
+        raise ToolError(f"--premium-share must be within 0..1, got {premium_share}", code=2)
+    try:
+        return router.with_knob(premium_share=premium_share)
+    except ValueError as exc:
+        raise ToolError(f"--premium-share: {one_line(str(exc))}", code=2) from None
+
+
+def classify_many(
+    router: Router,
+    requests: Sequence[ParsedRequest],
+    *,
+    profile: str | None = None,
+    label: str = "classify",
+) -> list[Classification]:
+    """Classifications of ``requests`` in their order, batched by prompt length."""
+    order = sorted(range(len(requests)), key=lambda i: len(requests[i].last_user_text))
+    out: list[Classification | None] = [None] * len(requests)
+    with Progress(label, len(requests)) as progress:
+        for start in range(0, len(order), CHUNK):
+            idx = order[start : start + CHUNK]
+            results = router.classify_batch([requests[i] for i in idx], profile=profile)
+            for i, result in zip(idx, results, strict=True):
+                out[i] = result
+            progress.advance(len(idx))
+    return [c for c in out if c is not None]
+
+
+def request_of(line: dict[str, Any]) -> ParsedRequest:
+    """A ParsedRequest for a scoring line: an OpenAI body, or ``{"prompt": ...}``."""
+    if "messages" in line:
+        endpoint, body = Endpoint.CHAT_COMPLETIONS, line
+    elif "input" in line:
+        endpoint, body = Endpoint.RESPONSES, line
+    else:
+        prompt = line.get("prompt", line.get("query"))
+        if not isinstance(prompt, str):
+            raise bad_request("the line needs 'prompt' or an OpenAI request body")
+        endpoint = Endpoint.CHAT_COMPLETIONS
+        body = {"model": "auto", "messages": [{"role": "user", "content": prompt}]}
+    body = {"model": "auto", **{k: v for k, v in body.items() if k != "id"}}
+    return parse_request(endpoint, "POST", f"/v1/{endpoint.value}", {}, orjson.dumps(body))
+
+
+def open_input(path: str) -> IO[str]:
+    """``path`` for reading; ``-`` is stdin (refused when it is a terminal)."""
+    if path == "-":
+        if sys.stdin.isatty():
+            raise ToolError("--input - reads stdin, but stdin is a terminal: pipe a file in", 2)
+        return sys.stdin
+    try:
+        return open(path, encoding="utf-8")
+    except OSError as exc:
+        raise ToolError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def read_prompt_lines(path: str) -> tuple[list[Any], list[ParsedRequest]]:
+    """Ids and requests of every non-empty line (id: the line's ``id``, else its number)."""
+    name = "stdin" if path == "-" else path
+    ids: list[Any] = []
+    requests: list[ParsedRequest] = []
+    fh = open_input(path)
+    try:
+        for n, raw in enumerate(fh, 1):
+            if not raw.strip():
+                continue
+            try:
+                line = json.loads(raw)
+            except json.JSONDecodeError as exc:
+                raise ToolError(f"{name}:{n}: not JSON ({exc.msg})") from None
+            if not isinstance(line, dict):
+                raise ToolError(f"{name}:{n}: a line must be a JSON object")
+            try:
+                requests.append(request_of(line))
+            except ApiError as exc:
+                raise ToolError(f"{name}:{n}: {exc.message}") from None
+            ids.append(line.get("id", n))
+    except UnicodeDecodeError:
+        raise ToolError(f"{name}: not UTF-8 text") from None
+    finally:
+        if fh is not sys.stdin:
+            fh.close()
+    if not requests:
+        raise ToolError(f"{name}: no input lines")
+    return ids, requests
+
+
+def score_record(line_id: Any, result: Classification) -> dict[str, Any]:
+    """One ``routeiq score`` output line."""
+    return {
+        "id": line_id,
+        "category": result.category,
+        "tier": result.tier,
+        "score": round(result.score, 6),
+    }
+
+
+def write_lines(path: str, records: Sequence[dict[str, Any]]) -> None:
+    """JSON lines to ``path`` (``-``: stdout); written only once everything is computed."""
+    data = b"".join(orjson.dumps(r) + b"\n" for r in records)
+    if path == "-":
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return
+    try:
+        Path(path).write_bytes(data)
+    except OSError as exc:
+        raise ToolError(f"cannot write {path}: {exc.strerror}") from None
