@@ -6,7 +6,8 @@ it, so several can live in one process (tests, a parent and its workers' fork) a
 nothing else in the process (a library's auto-instrumentation) can redirect them.
 
 Cost model. ``record_decision`` is on the request path: a counter add and a
-histogram record (a few µs each in the SDK), plus a span only when a span exporter
+histogram record per instrument, each a dictionary update (``aggregate``: the SDK's
+own ``add``/``record`` cost 6-30 µs each), plus a span only when a span exporter
 is configured and the trace is sampled. Without an exporter no tracer exists and no
 span object is made; with one, the parent-based ratio sampler decides before any
 attribute is computed. Measured figures are in docs/operations.md.
@@ -22,7 +23,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
@@ -37,6 +37,7 @@ from extproc.api.openai import ParsedRequest
 from extproc.api.usage import Usage, usage_from_object
 from extproc.decision import Decision, Outcome
 from extproc.state.types import StateStats
+from extproc.telemetry.aggregate import Histograms
 from extproc.telemetry.metrics import Instruments, build_instruments, build_meter_provider
 from extproc.telemetry.prometheus import PrometheusTextReader
 from extproc.telemetry.tracing import (
@@ -54,7 +55,6 @@ if TYPE_CHECKING:
     from extproc.config.snapshot import Snapshot
 
 SERVICE_NAME = "routeiq"
-_CACHE_LIMIT = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,8 +78,12 @@ class Telemetry:
         span_processors: Sequence[SpanProcessor] = (),
         metric_readers: Sequence[MetricReader] = (),
         sample_ratio: float = 1.0,
+        histograms: Histograms | None = None,
     ) -> None:
-        self._prometheus = PrometheusTextReader()
+        # The request-path histograms; every exporter adds ``histograms.metrics()`` to
+        # what the SDK collects (readers built here, or given with the same object).
+        self.histograms = histograms if histograms is not None else Histograms()
+        self._prometheus = PrometheusTextReader(extra=self.histograms.metrics)
         self.meter_provider = build_meter_provider(resource, [self._prometheus, *metric_readers])
         self.tracer_provider: TracerProvider | None = None
         self._tracer: trace.Tracer | None = None
@@ -93,12 +97,11 @@ class Telemetry:
         self._state_stats: Callable[[], StateStats | None] = lambda: None
         self.instruments: Instruments = build_instruments(
             self.meter_provider,
+            self.histograms,
             lambda: self._config_version,
             lambda: self._log_dropped(),
             lambda: self._state_stats(),
         )
-        # Attribute dicts per label combination, built once: the SDK hashes them per call.
-        self._attrs: dict[tuple[str, ...], Mapping[str, str]] = {}
 
     @classmethod
     def from_settings(
@@ -122,31 +125,25 @@ class Telemetry:
             attributes["service.instance.id"] = instance
         processors = list(span_processors)
         readers = list(metric_readers)
+        resource = Resource(attributes)
+        histograms = Histograms()
         if settings.otel_exporter == "otlp":
             from extproc.telemetry.otlp import otlp_metric_reader, otlp_span_processor
 
             processors.append(otlp_span_processor(settings.otlp_endpoint))
-            readers.append(otlp_metric_reader(settings.otlp_endpoint))
+            readers.append(otlp_metric_reader(settings.otlp_endpoint, histograms, resource))
         ratio = sample_ratio
         if ratio is None:
             ratio = float(getattr(settings, "otel_sample_ratio", 1.0))
         return cls(
-            resource=Resource(attributes),
+            resource=resource,
             span_processors=processors,
             metric_readers=readers,
             sample_ratio=ratio,
+            histograms=histograms,
         )
 
     # -- per request ------------------------------------------------------------------
-
-    def _labels(self, *key: str) -> Mapping[str, str]:
-        attrs = self._attrs.get(key)
-        if attrs is None:
-            if len(self._attrs) > _CACHE_LIMIT:
-                self._attrs.clear()
-            names = _LABEL_NAMES[key[0]]
-            attrs = self._attrs[key] = dict(zip(names, key[1:], strict=True))
-        return attrs
 
     def record_decision(
         self,
@@ -167,11 +164,10 @@ class Telemetry:
         ins = self.instruments
         outcome = decision.outcome.value
         backend = decision.backend or "none"
-        ins.decisions.add(1, self._labels("d", backend, decision.profile or "explicit", outcome))
-        ins.decision_duration.record(elapsed_s, self._labels("o", outcome))
+        ins.decisions.add((backend, decision.profile or "explicit", outcome))
+        ins.decision_duration.record((outcome,), elapsed_s)
         if decision.outcome is Outcome.DENIED:
-            reason = decision.reasons[0] if decision.reasons else "unknown"
-            ins.denials.add(1, self._labels("r", reason))
+            ins.denials.add((decision.reasons[0] if decision.reasons else "unknown",))
         self._record_timings(decision)
         provider = None
         if snapshot is not None and decision.backend is not None:
@@ -190,18 +186,16 @@ class Telemetry:
         c = decision.classification
         if c is not None:
             ins = self.instruments
-            ins.classifications.add(
-                1, self._labels("c", c.strategy, c.variant or "none", c.category)
-            )
+            ins.classifications.add((c.strategy, c.variant or "none", c.category))
             if c.shadow_disagrees:
                 assert c.shadow is not None
-                ins.shadow_disagreements.add(1, self._labels("x", c.strategy, c.shadow.strategy))
+                ins.shadow_disagreements.add((c.strategy, c.shadow.strategy))
             if c.embed_ms > 0:
-                ins.embedding_duration.record(c.embed_ms / 1000, self._labels("s", c.strategy))
+                ins.embedding_duration.record((c.strategy,), c.embed_ms / 1000)
         policy = decision.policy
         if policy is not None:
-            labels = self._labels("p", policy.engine, policy_result_outcome(policy))
-            self.instruments.policy_duration.record(policy.latency_s, labels)
+            labels = (policy.engine, policy_result_outcome(policy))
+            self.instruments.policy_duration.record(labels, policy.latency_s)
 
     def _decision_span(
         self,
@@ -252,10 +246,8 @@ class Telemetry:
         model = decision.upstream_model or decision.backend or "unknown"
         provider = record.provider or "unknown"
         hist = self.instruments.token_usage
-        hist.record(u.prompt_tokens, self._labels("t", "input", record.operation, provider, model))
-        hist.record(
-            u.completion_tokens, self._labels("t", "output", record.operation, provider, model)
-        )
+        hist.record(("input", record.operation, provider, model), u.prompt_tokens)
+        hist.record(("output", record.operation, provider, model), u.completion_tokens)
         if record.span_context is None or self._tracer is None:
             return
         parent = trace.set_span_in_context(trace.NonRecordingSpan(record.span_context), self._root)
@@ -287,11 +279,11 @@ class Telemetry:
 
     def record_error(self, kind: str) -> None:
         """An internal error (``kind`` from a fixed set: ``decide``, ``phase``...)."""
-        self.instruments.errors.add(1, self._labels("e", kind))
+        self.instruments.errors.add((kind,))
 
     def record_reload(self, ok: bool, version: str | None = None) -> None:
         """A config reload attempt; on success ``version`` becomes the served version."""
-        self.instruments.reloads.add(1, self._labels("l", "success" if ok else "failure"))
+        self.instruments.reloads.add(("success" if ok else "failure",))
         if ok and version is not None:
             self._config_version = version
 
@@ -318,20 +310,3 @@ class Telemetry:
         if self.tracer_provider is not None:
             self.tracer_provider.shutdown()
         self.meter_provider.shutdown()
-
-
-# Label names per cache-key kind (first element of the key).
-_LABEL_NAMES: Mapping[str, tuple[str, ...]] = MappingProxyType({
-    "d": ("backend", "profile", "outcome"),
-    "o": ("outcome",),
-    "r": ("reason",),
-    "s": ("strategy",),
-    "p": ("engine", "outcome"),
-    "t": ("gen_ai.token.type", "gen_ai.operation.name", "gen_ai.provider.name",
-          "gen_ai.request.model"),
-    "e": ("kind",),
-    "f": ("kind",),
-    "l": ("result",),
-    "c": ("strategy", "variant", "category"),
-    "x": ("strategy", "shadow_strategy"),
-})  # fmt: skip

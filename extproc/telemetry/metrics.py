@@ -8,6 +8,12 @@ Names follow OpenTelemetry (``routeiq.decision.duration``, unit ``s``);
 ``PrometheusTextReader`` turns them into Prometheus names
 (``routeiq_decision_duration_seconds``). ``gen_ai.client.token.usage`` follows the
 GenAI semantic conventions, with their recommended bucket boundaries.
+
+The per-request instruments are :mod:`extproc.telemetry.aggregate` families (counters
+exported as observable counters, histograms added to every export), not SDK
+``Counter``/``Histogram`` objects: same names, units, labels and data, a fraction of
+the CPU per measurement. Each family is given its label names here; callers pass the
+values as a tuple in that order.
 """
 
 from __future__ import annotations
@@ -15,12 +21,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from opentelemetry.metrics import CallbackOptions, Counter, Histogram, Observation
+from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader
 from opentelemetry.sdk.resources import Resource
 
 from extproc.state.types import StateStats
+from extproc.telemetry.aggregate import CounterFamily, HistogramFamily, Histograms
 
 # Decision latency lives between 50 µs (explicit model) and tens of ms (remote OPA,
 # embedding a long prompt); 2.5 s catches a stuck dependency.
@@ -38,16 +45,16 @@ METER_NAME = "routeiq"
 class Instruments:
     """Every instrument RouteIQ records into; created once per process."""
 
-    decisions: Counter
-    decision_duration: Histogram
-    policy_duration: Histogram
-    embedding_duration: Histogram
-    denials: Counter
-    errors: Counter
-    token_usage: Histogram
-    reloads: Counter
-    classifications: Counter
-    shadow_disagreements: Counter
+    decisions: CounterFamily  # backend, profile, outcome
+    decision_duration: HistogramFamily  # outcome
+    policy_duration: HistogramFamily  # engine, outcome
+    embedding_duration: HistogramFamily  # strategy
+    denials: CounterFamily  # reason
+    errors: CounterFamily  # kind
+    token_usage: HistogramFamily  # token type, operation, provider, model (gen_ai.*)
+    reloads: CounterFamily  # result
+    classifications: CounterFamily  # strategy, variant, category
+    shadow_disagreements: CounterFamily  # strategy, shadow_strategy
 
 
 def build_meter_provider(
@@ -60,12 +67,78 @@ def build_meter_provider(
 
 def build_instruments(
     provider: MeterProvider,
+    histograms: Histograms,
     config_version: Callable[[], str | None],
     log_dropped: Callable[[], int],
     state_stats: Callable[[], StateStats | None] = lambda: None,
 ) -> Instruments:
     """Create the instruments; the callbacks feed the observable ones at collection."""
     meter = provider.get_meter(METER_NAME)
+    _process_instruments(meter, config_version, log_dropped, state_stats)
+
+    def counter(name: str, unit: str, description: str, *labels: str) -> CounterFamily:
+        family = CounterFamily(labels)
+        meter.create_observable_counter(name, [family.observe], unit=unit, description=description)
+        return family
+
+    def latency(name: str, description: str, *labels: str) -> HistogramFamily:
+        return histograms.family(name, "s", description, labels, LATENCY_BUCKETS_S)
+
+    return Instruments(
+        decisions=counter(
+            "routeiq.decisions",
+            "{decision}",
+            "Decisions by backend, profile and outcome.",
+            "backend", "profile", "outcome",
+        ),
+        decision_duration=latency(
+            "routeiq.decision.duration", "Time to decide one request (parse excluded).", "outcome"
+        ),
+        policy_duration=latency(
+            "routeiq.policy.duration", "Policy engine time per request.", "engine", "outcome"
+        ),
+        embedding_duration=latency(
+            "routeiq.embedding.duration", "Prompt embedding time per classified request.",
+            "strategy",
+        ),
+        denials=counter("routeiq.denials", "{request}", "Requests refused, by reason.", "reason"),
+        errors=counter("routeiq.errors", "{error}", "Internal errors, by kind.", "kind"),
+        token_usage=histograms.family(
+            "gen_ai.client.token.usage",
+            "{token}",
+            "Tokens used per response, by type (input/output) and model.",
+            ("gen_ai.token.type", "gen_ai.operation.name", "gen_ai.provider.name",
+             "gen_ai.request.model"),
+            TOKEN_BUCKETS,
+        ),
+        reloads=counter(
+            "routeiq.config.reloads",
+            "{reload}",
+            "Config reloads, by result (success/failure).",
+            "result",
+        ),
+        classifications=counter(
+            "routeiq.classifications",
+            "{request}",
+            "Classified requests by strategy, experiment variant and category (A/B arms).",
+            "strategy", "variant", "category",
+        ),
+        shadow_disagreements=counter(
+            "routeiq.shadow.disagreements",
+            "{request}",
+            "Requests where the shadow strategy chose another tier or category.",
+            "strategy", "shadow_strategy",
+        ),
+    )  # fmt: skip
+
+
+def _process_instruments(
+    meter: Meter,
+    config_version: Callable[[], str | None],
+    log_dropped: Callable[[], int],
+    state_stats: Callable[[], StateStats | None],
+) -> None:
+    """The observable instruments about the process (state store, config, log drops)."""
 
     def _state(field: str) -> Callable[[CallbackOptions], Iterable[Observation]]:
         def observe(_: CallbackOptions) -> Iterable[Observation]:
@@ -108,49 +181,4 @@ def build_instruments(
         [_dropped],
         unit="{line}",
         description="Decision log lines dropped because the writer queue was full.",
-    )
-
-    def latency(name: str, description: str) -> Histogram:
-        return meter.create_histogram(
-            name,
-            unit="s",
-            description=description,
-            explicit_bucket_boundaries_advisory=LATENCY_BUCKETS_S,
-        )
-
-    def counter(name: str, unit: str, description: str) -> Counter:
-        return meter.create_counter(name, unit=unit, description=description)
-
-    return Instruments(
-        decisions=counter(
-            "routeiq.decisions", "{decision}", "Decisions by backend, profile and outcome."
-        ),
-        decision_duration=latency(
-            "routeiq.decision.duration", "Time to decide one request (parse excluded)."
-        ),
-        policy_duration=latency("routeiq.policy.duration", "Policy engine time per request."),
-        embedding_duration=latency(
-            "routeiq.embedding.duration", "Prompt embedding time per classified request."
-        ),
-        denials=counter("routeiq.denials", "{request}", "Requests refused, by reason."),
-        errors=counter("routeiq.errors", "{error}", "Internal errors, by kind."),
-        token_usage=meter.create_histogram(
-            "gen_ai.client.token.usage",
-            unit="{token}",
-            description="Tokens used per response, by type (input/output) and model.",
-            explicit_bucket_boundaries_advisory=TOKEN_BUCKETS,
-        ),
-        reloads=counter(
-            "routeiq.config.reloads", "{reload}", "Config reloads, by result (success/failure)."
-        ),
-        classifications=counter(
-            "routeiq.classifications",
-            "{request}",
-            "Classified requests by strategy, experiment variant and category (A/B arms).",
-        ),
-        shadow_disagreements=counter(
-            "routeiq.shadow.disagreements",
-            "{request}",
-            "Requests where the shadow strategy chose another tier or category.",
-        ),
     )

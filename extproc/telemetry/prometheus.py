@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import re
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from opentelemetry.sdk.metrics.export import (
@@ -27,6 +27,7 @@ from opentelemetry.sdk.metrics.export import (
     MetricsData,
     Sum,
 )
+from opentelemetry.sdk.metrics.export import Metric as OtelMetric
 from prometheus_client.exposition import generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
@@ -74,17 +75,14 @@ def render(families: Sequence[Metric]) -> bytes:
     return generate_latest(_Families(families))
 
 
-def families_from_otel(data: MetricsData | None) -> list[Metric]:
-    """Prometheus families for every metric point in ``data`` (cumulative temporality)."""
+def families_from_otel(data: MetricsData | None, extra: Sequence[OtelMetric] = ()) -> list[Metric]:
+    """Prometheus families for every metric point in ``data`` and in ``extra``
+    (cumulative temporality)."""
     out: dict[str, Metric] = {}
-    if data is None:
-        return []
-    for rm in data.resource_metrics:
-        for sm in rm.scope_metrics:
-            for metric in sm.metrics:
-                _add_metric(
-                    out, metric.name, metric.unit or "", metric.description or "", metric.data
-                )
+    collected = data.resource_metrics if data is not None else ()
+    metrics = [m for rm in collected for sm in rm.scope_metrics for m in sm.metrics]
+    for metric in [*metrics, *extra]:
+        _add_metric(out, metric.name, metric.unit or "", metric.description or "", metric.data)
     return list(out.values())
 
 
@@ -119,14 +117,16 @@ def _add_metric(out: dict[str, Metric], name: str, unit: str, doc: str, data: An
 class PrometheusTextReader(MetricReader):
     """A pull ``MetricReader``: ``text()`` collects now and renders Prometheus text.
 
-    Collection holds the SDK's locks for about a millisecond per few hundred series;
-    it runs on a scrape, never on a request.
+    ``extra`` returns metrics kept outside the SDK (``aggregate.Histograms.metrics``),
+    rendered with what the SDK collected. Collection holds the SDK's locks for about
+    a millisecond per few hundred series; it runs on a scrape, never on a request.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, extra: Callable[[], Sequence[OtelMetric]] = lambda: ()) -> None:
         super().__init__()
         self._lock = threading.Lock()
         self._latest: MetricsData | None = None
+        self._extra = extra
 
     def _receive_metrics(
         self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
@@ -137,7 +137,7 @@ class PrometheusTextReader(MetricReader):
         with self._lock:
             self.collect()
             data, self._latest = self._latest, None
-        return families_from_otel(data)
+        return families_from_otel(data, self._extra())
 
     def text(self) -> bytes:
         return render(self.families())

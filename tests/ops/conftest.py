@@ -77,16 +77,13 @@ class Captured:
         )
 
     def points(self, name: str) -> list[Any]:
+        """Points of metric ``name``: from the SDK reader, or the request-path histograms
+        (which every exporter adds to what the SDK collects)."""
         data = self.metrics.get_metrics_data()
         assert data is not None
-        return [
-            p
-            for rm in data.resource_metrics
-            for sm in rm.scope_metrics
-            for m in sm.metrics
-            if m.name == name
-            for p in m.data.data_points
-        ]
+        metrics = [m for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics]
+        metrics += self.telemetry.histograms.metrics()
+        return [p for m in metrics if m.name == name for p in m.data.data_points]
 
 
 @pytest.fixture

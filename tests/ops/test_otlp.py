@@ -56,3 +56,5 @@ async def test_otlp_export(runtime: Runtime) -> None:
     attrs = {a.key: a.value for a in collector.spans[0].attributes}
     assert attrs["gen_ai.provider.name"].string_value == "openai"
     assert "routeiq.decisions" in collector.metrics
+    # The request-path histograms ride along in the same scope as the SDK's metrics.
+    assert {"routeiq.decision.duration", "routeiq.policy.duration"} <= set(collector.metrics)
