@@ -31,6 +31,20 @@ class Settings(BaseSettings):
     admin_port: int = Field(
         9180, ge=0, le=65535, description="Admin HTTP port: health, metrics, explain, config."
     )
+    admin_token: SecretStr | None = Field(
+        None,
+        description="Bearer token for /v1/explain and /v1/config. Unset: those routes are "
+        "served only when admin_host is loopback (403 otherwise); probes stay open.",
+    )
+    admin_explain_max_bytes: int = Field(
+        1024 * 1024, gt=0, le=8 * 1024 * 1024, description="Largest /v1/explain body (413)."
+    )
+    admin_explain_concurrency: int = Field(
+        2, ge=1, le=64, description="Explains running at once; more get 429 with Retry-After."
+    )
+    admin_explain_timeout_s: float = Field(
+        10.0, gt=0, description="Longest one explain may take (503 past it)."
+    )
     workers: int = Field(1, ge=1, le=64, description="Server processes sharing the gRPC port.")
     worker_index: int | None = Field(
         None, ge=0, description="Set by the supervisor in each worker (do not set by hand)."

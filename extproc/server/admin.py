@@ -16,7 +16,8 @@ single-process server (metrics of this process) and in the parent of N workers
 - ``GET /v1/config``: the served config version and a redacted view of the config and
   of the process settings.
 
-The port is for operators and probes: bind it to a pod-local or internal address.
+Explain and config are guarded (bearer token, or loopback only) and explain is bounded
+(body size, concurrency, time): see ``extproc.server.admin_access``.
 """
 
 from __future__ import annotations
@@ -29,9 +30,12 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from extproc.api.errors import ApiError
-from extproc.api.openai import match_endpoint, parse_request
+from extproc.api.openai import ParsedRequest, parse_request
+from extproc.api.paths import match_endpoint
 from extproc.decide import decide
+from extproc.server.admin_access import AdminAccess, Guard, Slots, busy_response
 from extproc.server.admin_http import (
+    Handler,
     HttpServer,
     Request,
     Response,
@@ -48,7 +52,6 @@ if TYPE_CHECKING:
 
 ReadyCheck = Callable[[], Awaitable[Mapping[str, bool]]]
 MetricsSource = Callable[[], Awaitable[bytes]]
-EXPLAIN_MAX_BYTES = 8 * 1024 * 1024
 
 
 def local_metrics(telemetry: Telemetry) -> MetricsSource:
@@ -65,7 +68,8 @@ class AdminServer:
 
     ``runtime`` may be None (a parent process that does not decide): explain and
     config then answer 503. ``ready`` defaults to ``runtime.ready``; without either,
-    ``/readyz`` answers 200 (nothing to wait for).
+    ``/readyz`` answers 200 (nothing to wait for). ``access`` defaults to the runtime's
+    settings (token, explain bounds); ``explain_slots`` counts explains in flight.
     """
 
     def __init__(
@@ -76,8 +80,14 @@ class AdminServer:
         ready: ReadyCheck | None = None,
         check_timeout_s: float = 2.0,
         log: logging.Logger | None = None,
+        access: AdminAccess | None = None,
     ) -> None:
         self._runtime = runtime
+        if access is None:
+            access = AdminAccess.from_settings(runtime.settings) if runtime else AdminAccess()
+        self._access = access
+        self._guard = Guard(access, "127.0.0.1")
+        self.explain_slots = Slots(access.explain_concurrency)
         self._metrics = metrics
         self._ready = ready if ready is not None else (runtime.ready if runtime else None)
         self._check_timeout = check_timeout_s
@@ -87,24 +97,38 @@ class AdminServer:
                 "/healthz": {"GET": self._healthz},
                 "/readyz": {"GET": self._readyz},
                 "/metrics": {"GET": self._metrics_route},
-                "/v1/explain": {"POST": self._explain},
-                "/v1/config": {"GET": self._config},
+                "/v1/explain": {"POST": self._guarded(self._explain)},
+                "/v1/config": {"GET": self._guarded(self._config)},
             },
-            max_body_bytes=EXPLAIN_MAX_BYTES,
+            max_body_bytes=access.explain_max_bytes,
             log=self._log,
         )
         self.port: int | None = None
 
     async def start(self, host: str, port: int) -> int:
         """Listen on ``host:port`` (``settings.admin_host``/``admin_port``); the bound port."""
+        self._guard = Guard(self._access, host)
         self.port = await self._http.start(host, port)
         self._log.info("routeiq admin listening on %s:%d", host, self.port)
+        if self._guard.disabled:
+            self._log.warning(
+                "admin port bound to %s (not loopback) without ROUTEIQ_ADMIN_TOKEN: "
+                "/v1/explain and /v1/config are disabled, probes and /metrics stay open",
+                host or "all addresses",
+            )
         return self.port
 
     async def close(self) -> None:
         await self._http.close()
 
     # -- routes -------------------------------------------------------------------------
+
+    def _guarded(self, handler: Handler) -> Handler:
+        async def guarded(request: Request) -> Response:
+            refusal = self._guard.refusal(request)
+            return refusal if refusal is not None else await handler(request)
+
+        return guarded
 
     async def _healthz(self, _: Request) -> Response:
         return json_response(200, {"status": "ok"})
@@ -133,26 +157,24 @@ class AdminServer:
         runtime = self._runtime
         if runtime is None:
             return error_response(503, "This process cannot decide.", "no_runtime")
-        envelope = _envelope(request.body)
-        if isinstance(envelope, Response):
-            return envelope
-        path, headers, body = envelope
-        snapshot = runtime.snapshot
-        endpoint = match_endpoint(path, snapshot.spec.path_prefix)
-        if endpoint is None:
-            return error_response(
-                400,
-                f"'{path}' is not an OpenAI inference path under "
-                f"'{snapshot.spec.path_prefix}': RouteIQ would let it pass untouched.",
-                "not_inference_path",
-            )
+        slots = self.explain_slots
+        if not slots.acquire():
+            return busy_response(slots.size)
         try:
-            parsed = parse_request(endpoint, "POST", path, headers, orjson.dumps(body))
-        except ApiError as error:
-            return json_response(
-                error.status,
-                {"forwarded": False, "stage": "parse", "error": orjson.loads(error.body())},
+            return await asyncio.wait_for(
+                self._explain_now(runtime, request.body), self._access.explain_timeout_s
             )
+        except TimeoutError:
+            return error_response(503, "The explain took too long.", "explain_timeout")
+        finally:
+            slots.release()
+
+    async def _explain_now(self, runtime: Runtime, raw: bytes) -> Response:
+        """One explain: the JSON work in a thread (off the serving loop), then decide."""
+        snapshot = runtime.snapshot
+        parsed = await asyncio.to_thread(_parse_envelope, raw, snapshot.spec.path_prefix)
+        if isinstance(parsed, Response):
+            return parsed
         state = ReadOnlyState(runtime.state) if runtime.state is not None else None
         decision = await decide(parsed, snapshot, state=state)
         return json_response(
@@ -164,6 +186,28 @@ class AdminServer:
                 "request": request_view(parsed),
                 "decision": decision_view(decision),
             },
+        )
+
+
+def _parse_envelope(raw: bytes, prefix: str) -> ParsedRequest | Response:
+    """The explain envelope parsed as the ext_proc server would parse the request."""
+    envelope = _envelope(raw)
+    if isinstance(envelope, Response):
+        return envelope
+    path, headers, body = envelope
+    endpoint = match_endpoint(path, prefix)
+    if endpoint is None:
+        return error_response(
+            400,
+            f"'{path[:120]}' is not an OpenAI inference path under '{prefix}'.",
+            "not_inference_path",
+        )
+    try:
+        return parse_request(endpoint, "POST", path, headers, orjson.dumps(body))
+    except ApiError as error:
+        return json_response(
+            error.status,
+            {"forwarded": False, "stage": "parse", "error": orjson.loads(error.body())},
         )
 
 

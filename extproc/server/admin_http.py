@@ -126,6 +126,10 @@ class HttpServer:
                 await self._write(writer, response, request.method, keep_alive)
         except (ConnectionError, asyncio.IncompleteReadError, TimeoutError):
             pass
+        except asyncio.CancelledError:
+            # close() cancels connections waiting for a request: end quietly (Python
+            # 3.11's stream callback logs a handler task that ends cancelled as an error).
+            pass
         finally:
             self._connections.discard(task)
             writer.close()

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+import logging
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 
 import httpx
 import pytest
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from extproc.config.snapshot import Snapshot, build_snapshot
 from extproc.runtime import Runtime
 from extproc.server.admin import AdminServer, local_metrics
+from extproc.server.admin_access import is_loopback
 from extproc.server.admin_views import redact
-from tests.ops.conftest import Captured, chat, make_settings
+from extproc.state import build_state_store
+from tests.ops.conftest import DEMO_CONFIG, REPO, Captured, chat, make_settings
 
 CHAT = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
 
@@ -25,9 +30,29 @@ class Admin:
         self.client = httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}")
 
 
+@pytest.fixture(scope="module")
+def trusted_snapshot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Snapshot]:
+    """The demo config with x-team declared trusted (as if the mesh's authn set it)."""
+    doc = yaml.safe_load(DEMO_CONFIG.read_text())
+    doc["spec"]["identity"] = {"trustedHeaders": {"team": "x-team"}}
+    doc["spec"]["policy"]["modules"] = [str(REPO / "policies")]
+    doc["spec"]["policy"]["data"] = [str(REPO / "policies" / "data")]
+    path = tmp_path_factory.mktemp("admin") / "routeiq.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    snap = build_snapshot(path)
+    yield snap
+    snap.close()
+
+
 @pytest.fixture
-async def admin(runtime: Runtime, captured: Captured) -> AsyncIterator[Admin]:
-    server = AdminServer(runtime, metrics=local_metrics(captured.telemetry))
+async def trusted_runtime(trusted_snapshot: Snapshot) -> AsyncIterator[Runtime]:
+    settings = make_settings()
+    yield Runtime(settings=settings, snapshot=trusted_snapshot, state=build_state_store(settings))
+
+
+@pytest.fixture
+async def admin(trusted_runtime: Runtime, captured: Captured) -> AsyncIterator[Admin]:
+    server = AdminServer(trusted_runtime, metrics=local_metrics(captured.telemetry))
     port = await server.start("127.0.0.1", 0)
     a = Admin(server, port)
     yield a
@@ -91,7 +116,8 @@ async def explain(admin: Admin, envelope: dict[str, Any]) -> httpx.Response:
     return await admin.client.post("/v1/explain", json=envelope)
 
 
-async def test_explain_returns_the_full_decision(admin: Admin, runtime: Runtime) -> None:
+async def test_explain_returns_the_full_decision(admin: Admin, trusted_runtime: Runtime) -> None:
+    runtime = trusted_runtime
     r = await explain(admin, {
         "path": "/v1/chat/completions",
         "headers": {"X-Team": "search", "Authorization": "Bearer sk-secret-1234567890"},
@@ -131,7 +157,8 @@ async def test_explain_of_refusals_and_bad_envelopes(admin: Admin) -> None:
     assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_json"
 
 
-async def test_explain_never_charges_budgets(admin: Admin, runtime: Runtime) -> None:
+async def test_explain_never_charges_budgets(admin: Admin, trusted_runtime: Runtime) -> None:
+    runtime = trusted_runtime
     # The demo config allows 3 requests per minute per team.
     envelope = {"headers": {"x-team": "budget-test"}, "body": CHAT}
     for _ in range(5):
@@ -238,3 +265,116 @@ async def test_keep_alive_and_limits(admin: Admin) -> None:
     r405 = await admin.client.delete("/healthz")
     assert r405.status_code == 405 and r405.headers["allow"] == "GET, HEAD"
     assert (await admin.client.get("/v1/explain")).status_code == 405
+
+
+# -- access: bearer token off loopback, explain limits ----------------------------------
+
+TOKEN = "admin-token-for-tests-0123456789"
+
+
+async def _serve(snapshot: Snapshot, host: str, **settings: Any) -> tuple[AdminServer, int]:
+    """An admin server whose access rules come from the runtime's settings."""
+
+    async def no_metrics() -> bytes:
+        return b"# no metrics\n"
+
+    runtime = Runtime(settings=make_settings(**settings), snapshot=snapshot)
+    server = AdminServer(runtime, metrics=no_metrics)
+    return server, await server.start(host, 0)
+
+
+async def test_off_loopback_the_token_guards_explain_and_config(trusted_snapshot: Snapshot) -> None:
+    server, port = await _serve(trusted_snapshot, "0.0.0.0", admin_token=TOKEN)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            for path in ("/healthz", "/readyz", "/metrics"):  # probes and scrapes stay open
+                assert (await client.get(path)).status_code == 200, path
+            for auth in (None, "Bearer wrong", f"Basic {TOKEN}", f"Bearer {TOKEN}x", "Bearer"):
+                headers = {"authorization": auth} if auth else {}
+                r = await client.get("/v1/config", headers=headers)
+                assert r.status_code == 401, auth
+                assert r.json()["error"]["code"] == "invalid_admin_token"
+                assert r.headers["www-authenticate"].startswith("Bearer")
+                assert TOKEN not in r.text
+                r = await client.post("/v1/explain", json={"body": CHAT}, headers=headers)
+                assert r.status_code == 401, auth
+            good = {"authorization": f"Bearer {TOKEN}"}
+            r = await client.get("/v1/config", headers=good)
+            assert r.status_code == 200
+            assert TOKEN not in r.text and r.json()["settings"]["admin_token"] == "[redacted]"
+            r = await client.post("/v1/explain", json={"body": CHAT}, headers=good)
+            assert r.status_code == 200 and r.json()["decision"]["outcome"] == "routed"
+    finally:
+        await server.close()
+
+
+async def test_off_loopback_without_a_token_explain_and_config_are_off(
+    trusted_snapshot: Snapshot, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="routeiq.admin"):
+        server, port = await _serve(trusted_snapshot, "0.0.0.0")
+    try:
+        warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        assert len(warnings) == 1 and "ROUTEIQ_ADMIN_TOKEN" in warnings[0]
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            assert (await client.get("/healthz")).status_code == 200
+            assert (await client.get("/readyz")).status_code == 200
+            assert (await client.get("/metrics")).status_code == 200
+            r = await client.get("/v1/config", headers={"authorization": "Bearer anything"})
+            assert r.status_code == 403
+            assert r.json()["error"]["code"] == "admin_token_not_configured"
+            r = await client.post("/v1/explain", json={"body": CHAT})
+            assert r.status_code == 403
+    finally:
+        await server.close()
+
+
+@pytest.mark.parametrize(("host", "token"), [("127.0.0.1", None), ("127.0.0.1", TOKEN)])
+async def test_on_loopback_a_token_is_needed_only_when_set(
+    trusted_snapshot: Snapshot, host: str, token: str | None
+) -> None:
+    server, port = await _serve(trusted_snapshot, host, admin_token=token)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            r = await client.get("/v1/config")
+            assert r.status_code == (401 if token else 200)
+            if token:
+                r = await client.get("/v1/config", headers={"authorization": f"bearer {token}"})
+                assert r.status_code == 200
+    finally:
+        await server.close()
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [("127.0.0.1", True), ("127.9.9.9", True), ("::1", True), ("localhost", True),
+     ("0.0.0.0", False), ("::", False), ("", False), ("10.0.0.5", False), ("admin.local", False)],
+)  # fmt: skip
+def test_loopback_hosts(host: str, loopback: bool) -> None:
+    assert is_loopback(host) is loopback
+
+
+async def test_explain_body_cap_and_concurrency_limit(trusted_snapshot: Snapshot) -> None:
+    server, port = await _serve(
+        trusted_snapshot, "127.0.0.1", admin_explain_max_bytes=4096, admin_explain_concurrency=1
+    )
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            big = {"body": {**CHAT, "messages": [{"role": "user", "content": "x" * 5000}]}}
+            r = await client.post("/v1/explain", json=big)
+            assert r.status_code == 413
+            assert (await client.post("/v1/explain", json={"body": CHAT})).status_code == 200
+            # An explain in flight holds the only slot (as a slow one would): the next is
+            # refused at once with a 429 and Retry-After, not queued on the loop.
+            assert server.explain_slots.acquire()
+            try:
+                r = await client.post("/v1/explain", json={"body": CHAT})
+                assert r.status_code == 429
+                assert r.json()["error"]["code"] == "explain_busy"
+                assert r.headers["retry-after"] == "1"
+            finally:
+                server.explain_slots.release()
+            assert (await client.post("/v1/explain", json={"body": CHAT})).status_code == 200
+            assert server.explain_slots.busy == 0
+    finally:
+        await server.close()
