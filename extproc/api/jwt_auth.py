@@ -1,11 +1,13 @@
 """Verified JWT claims as the caller's identity.
 
-Headers such as ``x-team`` are only as trustworthy as whatever sets them. When the
-operator configures ``spec.identity.jwt``, a bearer token is verified (signature with
-the configured public keys, expiry, issuer, audience) and its claims name the team and
-the user; a token that fails verification is refused with a 401, never ignored. Keys
-are read once per config snapshot (JWKS or PEM files next to the YAML); nothing is
-fetched at run time.
+Headers such as ``x-team`` are only as trustworthy as whatever sets them (and are
+ignored unless ``spec.identity.trustedHeaders`` declares them). When the operator
+configures ``spec.identity.jwt``, a bearer token is verified (signature with the
+configured public keys, expiry, issuer, audience) and its claims name the team and the
+user; a token that fails verification is refused with a 401, never ignored. Without
+``required``, a request with no token, or with an opaque API key in the same header,
+is anonymous. Keys are read once per config snapshot (JWKS or PEM files next to the
+YAML); nothing is fetched at run time.
 """
 
 from __future__ import annotations

@@ -15,7 +15,13 @@ Why this shape (measurements in ``docs/policy.md``):
   therefore builds its own evaluator from immutable sources (the serialized program
   bytes, module texts, data JSON) on first use, and keeps it in that thread's own
   storage, where only that thread ever drops it (see ``_ThreadSlots``). The server
-  evaluates inline on its event-loop thread: no thread hop, no lock.
+  evaluates inline on its event-loop thread: no thread hop, no lock. A failed build
+  carries its errors as text, never inside an exception that references a regorus
+  object: the watcher builds in a worker thread and frees the exception on the
+  loop's thread, which would drop the object there.
+- **Errors stay in the failure mode.** Rego runtime errors, unencodable inputs and
+  Rust panics (pyo3's ``PanicException``, a ``BaseException``) become the
+  ``failureMode`` result; after a panic the thread's evaluator is rebuilt.
 """
 
 from __future__ import annotations

@@ -33,9 +33,11 @@ class LimitSpec(Spec):
     """One rate limit / budget: requests and/or tokens per rolling window, per caller.
 
     ``key`` says which caller attribute gets its own bucket (``team``, ``user`` or
-    ``api_key``, the hashed key). A caller without that attribute shares one bucket
-    per limit (``whenMissing: shared``, the default, so that omitting a header never
-    escapes a limit) or is not limited by it (``whenMissing: skip``).
+    ``api_key``, the hashed key). Team and user come only from verified claims or
+    declared trusted headers (``spec.identity``); a caller without the attribute
+    (anonymous) shares one bucket per limit (``whenMissing: shared``, the default, so
+    that omitting, inventing or rotating a header never escapes a limit) or is not
+    limited by it (``whenMissing: skip``, explicit only).
     """
 
     name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
