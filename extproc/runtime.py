@@ -20,6 +20,7 @@ from extproc.api.openai import ParsedRequest
 from extproc.api.usage import Usage
 from extproc.config.settings import Settings
 from extproc.config.snapshot import Snapshot, build_snapshot
+from extproc.cost.accountant import CostBook
 from extproc.decide import decide
 from extproc.decision import Decision
 from extproc.decision_log import DecisionLog
@@ -55,6 +56,7 @@ class Runtime:
     _pending: OrderedDict[str, DecisionRecord] = field(default_factory=OrderedDict)
     _policy_down: bool = False
     _degraded_logged: dict[str, float] = field(default_factory=dict)
+    costs: CostBook = field(default_factory=CostBook)
 
     @classmethod
     def create(cls, settings: Settings, *, instance: str | None = None) -> Runtime:
@@ -162,12 +164,16 @@ class Runtime:
             self.count_error("state_unavailable_health")
 
     async def record_usage(self, decision: Decision, usage: Usage, status: int = 200) -> None:
-        """Real usage is known: reconcile the budget charge, report tokens."""
+        """Real usage is known: reconcile the budget charge, report tokens and cost."""
         record = self._pending.pop(decision.id, None)
-        if self.telemetry is not None and record is not None:
-            self.telemetry.record_usage(record, usage, status=status)
+        cost = self.costs.price(decision, usage, self.snapshot)
+        if self.telemetry is not None:
+            if record is not None:
+                self.telemetry.record_usage(record, usage, status=status)
+            if cost is not None:
+                self.telemetry.record_cost(cost)
         if self.decision_log is not None:
-            self.decision_log.log_usage(decision.id, usage)
+            self.decision_log.log_usage(decision.id, usage, cost)
         if self.state is None or decision.reservation is None:
             return
         try:

@@ -21,6 +21,7 @@ document is never built here.
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -53,8 +54,10 @@ from extproc.telemetry.tracing import (
 if TYPE_CHECKING:
     from extproc.config.settings import Settings
     from extproc.config.snapshot import Snapshot
+    from extproc.cost.accountant import CostRecord
 
 SERVICE_NAME = "routeiq"
+RELOAD_HISTORY = 20  # (time, event, version) entries kept for the admin dashboard
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +96,7 @@ class Telemetry:
         self._propagator = TraceContextTextMapPropagator()
         self._root = Context()  # parent of spans without a traceparent: no ambient context
         self._config_version: str | None = None
+        self.reload_history: deque[tuple[float, str, str | None]] = deque(maxlen=RELOAD_HISTORY)
         self._log_dropped: Callable[[], int] = lambda: 0
         self._state_stats: Callable[[], StateStats | None] = lambda: None
         self.instruments: Instruments = build_instruments(
@@ -168,6 +172,10 @@ class Telemetry:
         ins.decision_duration.record((outcome,), elapsed_s)
         if decision.outcome is Outcome.DENIED:
             ins.denials.add((decision.reasons[0] if decision.reasons else "unknown",))
+            for rule in decision.rule_ids:
+                ins.rule_denials.add(("policy", rule))
+            for limit in decision.budget_refused_by:
+                ins.rule_denials.add(("budget", limit))
         self._record_timings(decision)
         provider = None
         if snapshot is not None and decision.backend is not None:
@@ -275,6 +283,18 @@ class Telemetry:
             span.set_attributes(attrs)
         span.end()
 
+    def record_cost(self, cost: CostRecord) -> None:
+        """A priced response (``extproc.cost``): its cost, and its saving against the
+        reference (``saved`` when positive, ``overspent`` when negative)."""
+        ins = self.instruments
+        labels = (cost.backend, cost.tier, cost.team_label)
+        ins.cost.add(labels, cost.cost_usd)
+        saved = cost.counterfactual_usd - cost.cost_usd
+        if saved > 0:
+            ins.cost_saved.add(labels, saved)
+        elif saved < 0:
+            ins.cost_overspent.add(labels, -saved)
+
     # -- events -----------------------------------------------------------------------
 
     def record_error(self, kind: str) -> None:
@@ -286,10 +306,12 @@ class Telemetry:
         self.instruments.reloads.add(("success" if ok else "failure",))
         if ok and version is not None:
             self._config_version = version
+        self.reload_history.append((time.time(), "reloaded" if ok else "rejected", version))
 
     def set_config_version(self, version: str) -> None:
         """The version served (``routeiq_config_info``); call once at start-up."""
         self._config_version = version
+        self.reload_history.append((time.time(), "started", version))
 
     def watch_state(self, stats: Callable[[], StateStats | None]) -> None:
         """Export the state store's ``StateStats`` (outages, fallbacks, degraded...)."""

@@ -55,6 +55,10 @@ class Instruments:
     reloads: CounterFamily  # result
     classifications: CounterFamily  # strategy, variant, category
     shadow_disagreements: CounterFamily  # strategy, shadow_strategy
+    cost: CounterFamily  # backend, tier, team (USD, extproc.cost)
+    cost_saved: CounterFamily  # backend, tier, team
+    cost_overspent: CounterFamily  # backend, tier, team
+    rule_denials: CounterFamily  # kind (policy/budget), rule
 
 
 def build_meter_provider(
@@ -128,6 +132,27 @@ def build_instruments(
             "{request}",
             "Requests where the shadow strategy chose another tier or category.",
             "strategy", "shadow_strategy",
+        ),
+        # USD at the backends' prices (extproc.cost). Savings against the reference can
+        # be negative and a counter never goes down: the negative part is its own
+        # counter, net saved = saved - overspent.
+        cost=counter(
+            "routeiq.cost.usd", "USD", "Cost of served responses, USD.",
+            "backend", "tier", "team",
+        ),
+        cost_saved=counter(
+            "routeiq.cost.saved.usd", "USD", "Saved against the reference backend, USD.",
+            "backend", "tier", "team",
+        ),
+        cost_overspent=counter(
+            "routeiq.cost.overspent.usd", "USD", "Spent above the reference backend, USD.",
+            "backend", "tier", "team",
+        ),
+        rule_denials=counter(
+            "routeiq.rule.denials",
+            "{request}",
+            "Refusals by policy rule id (kind=policy) or budget limit name (kind=budget).",
+            "kind", "rule",
         ),
     )  # fmt: skip
 
