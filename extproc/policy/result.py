@@ -178,6 +178,14 @@ def unavailable(engine: str, *, fail_open: bool, detail: str) -> PolicyResult:
     )
 
 
+def _json_text(value: Any, name: str) -> str:
+    """``value`` as JSON text; a value JSON cannot carry is a malformed decision."""
+    try:
+        return orjson.dumps(value).decode()
+    except orjson.JSONEncodeError as exc:
+        raise DecisionError(f"'{name}' cannot be encoded as JSON: {exc}") from None
+
+
 def _str_set(doc: Mapping[str, Any], name: str) -> frozenset[str] | None:
     value = doc.get(name)
     if value is None:
@@ -203,7 +211,7 @@ def _header_pairs(doc: Mapping[str, Any], *names: str) -> tuple[tuple[str, str],
             raise DecisionError(f"'{name}' must be an object of header names to values")
         pairs = []
         for key, val in value.items():
-            text = val if isinstance(val, str) else orjson.dumps(val).decode()
+            text = val if isinstance(val, str) else _json_text(val, name)
             pairs.append((str(key).lower(), text))
         return tuple(sorted(pairs))
     return ()
@@ -247,7 +255,7 @@ def parse_decision(
         raise DecisionError("'rule_ids' must be a list of strings")
     body = doc.get("body")
     if body is not None and not isinstance(body, str):
-        body = orjson.dumps(body).decode()
+        body = _json_text(body, "body")
     message = _opt_str(doc, "message") or ""
     reason = _opt_str(doc, "reason") or ""
     status = _status(doc, 200 if allowed else deny_status)

@@ -92,3 +92,14 @@ def test_a_policy_naming_an_unknown_model_is_a_500_naming_the_rule() -> None:
     assert "route-finance" in message and len(message) < 400
     unnamed = policy_config_error("", "profile 'turbo' is unknown")
     assert "profile 'turbo' is unknown" in unnamed.message
+
+
+def test_an_unencodable_header_or_body_value_is_a_malformed_decision() -> None:
+    """A decision value nested past what JSON encoding allows is the engine's bad
+    decision (failure mode), not an exception escaping parse_decision."""
+    deep: object = "x"
+    for _ in range(300):
+        deep = [deep]
+    for doc in ({"allowed": True, "headers": {"x-a": deep}}, {"allowed": False, "body": deep}):
+        with pytest.raises(DecisionError, match="cannot be encoded"):
+            parse_decision(doc, engine="e", deny_status=403)
