@@ -3,7 +3,12 @@
 # RouteIQ ext_proc server image.
 #   docker build -t routeiq:0.1.0 .
 #   docker run --rm -p 50051:50051 -p 9180:9180 -v "$PWD/deploy/examples:/etc/routeiq:ro" \
-#     -e ROUTEIQ_CONFIG_PATH=/etc/routeiq/litellm-in-front-of-providers.yaml routeiq:0.1.0
+#     -e ROUTEIQ_CONFIG_PATH=/etc/routeiq/litellm-in-front-of-providers.yaml \
+#     -e ROUTEIQ_ADMIN_TOKEN="$(openssl rand -hex 32)" routeiq:0.1.0
+#
+# The admin port listens on 0.0.0.0 so that probes and Prometheus reach it from outside
+# the container. /healthz, /readyz and /metrics are open; /v1/explain and /v1/config
+# need "Authorization: Bearer $ROUTEIQ_ADMIN_TOKEN" and answer 403 when no token is set.
 #
 # Two stages: the builder makes a wheel of this project and installs it with its pinned
 # serving dependencies into /opt/venv; the runtime stage copies only that venv and the
@@ -54,7 +59,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     ROUTEIQ_CONFIG_PATH=/etc/routeiq/routeiq.yaml
 WORKDIR /app
 USER 10001:10001
-# 50051: ext_proc gRPC (and grpc.health.v1). 9180: admin HTTP (/healthz, /readyz, /metrics).
+# 50051: ext_proc gRPC (and grpc.health.v1). 9180: admin HTTP (/healthz, /readyz, /metrics
+# open; /v1/explain, /v1/config behind ROUTEIQ_ADMIN_TOKEN).
 EXPOSE 50051 9180
 # The slim image has no curl: ask the admin endpoint with the standard library.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import subprocess
@@ -17,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from extproc.demo.processes import envoy_binary, http_post
+from extproc.demo.processes import envoy_binary
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -34,6 +35,15 @@ ROUTER = {
     "name": "envoy.filters.http.router",
     "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"},
 }
+
+
+def standalone_local_replies() -> dict[str, Any]:
+    """The local_reply_config of the shipped standalone Envoy config: every product's
+    manifests must answer Envoy's own errors the same way."""
+    doc = yaml.safe_load((REPO / "envoy" / "routeiq-fail-closed.yaml").read_text())
+    hcm = doc["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+    replies: dict[str, Any] = hcm["typed_config"]["local_reply_config"]
+    return replies
 
 
 def load_docs(path: Path) -> list[dict[str, Any]]:
@@ -150,15 +160,27 @@ def envoy_validate(config: dict[str, Any], workdir: Path) -> subprocess.Complete
     )
 
 
+# Request headers an upstream must never receive from a client (see docs/envoy.md).
+WATCHED = ("x-routeiq-", "x-team", "x-user-id")
+
+
 class _Recorder(BaseHTTPRequestHandler):
-    """An upstream that answers with its own name and the route header it received."""
+    """An upstream that answers with its own name, the route header and path it received,
+    and every received header a client must not be able to plant (``WATCHED``)."""
 
     server: _NamedServer
 
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("content-length") or 0))
+        watched = {k.lower(): v for k, v in self.headers.items() if k.lower().startswith(WATCHED)}
+        watched.pop("x-routeiq-cluster", None)
         body = json.dumps(
-            {"upstream": self.server.name, "route_header": self.headers.get("x-routeiq-cluster")}
+            {
+                "upstream": self.server.name,
+                "route_header": self.headers.get("x-routeiq-cluster"),
+                "path": self.path,
+                "planted": watched,
+            }
         ).encode()
         self.send_response(200)
         self.send_header("content-type", "application/json")
@@ -241,10 +263,28 @@ def running_envoy(config: dict[str, Any], workdir: Path) -> Iterator[None]:
         log.close()
 
 
-def post_chat(port: int, headers: dict[str, str]) -> tuple[int, dict[str, Any] | None]:
-    """POST a small chat completion through Envoy; returns (status, JSON body or None)."""
+def post_chat(
+    port: int, headers: dict[str, str], path: str = "/v1/chat/completions"
+) -> tuple[int, dict[str, Any] | None]:
+    """POST a small chat completion through Envoy (``path`` sent as it is); returns
+    (status, JSON body or None when the body is not JSON)."""
     body = json.dumps(
         {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
     ).encode()
-    status, _, raw = http_post(port, "/v1/chat/completions", body, headers)
-    return status, json.loads(raw) if status < 400 else None
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request("POST", path, body, {"content-type": "application/json", **headers})
+        response = conn.getresponse()
+        status, raw = response.status, response.read()
+    finally:
+        conn.close()
+    try:
+        doc: dict[str, Any] = json.loads(raw)
+    except ValueError:
+        return status, None
+    return status, doc
+
+
+def upstream(name: str, path: str = "/v1/chat/completions") -> dict[str, Any]:
+    """What the recorder answers for a request forwarded to ``name`` unprocessed."""
+    return {"upstream": name, "route_header": None, "path": path, "planted": {}}

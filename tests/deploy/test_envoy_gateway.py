@@ -3,9 +3,11 @@ Envoy equivalents accepted (and run) by the real Envoy.
 
 Envoy Gateway translates these resources into Envoy config itself; the test writes the
 same translation by hand (EnvoyExtensionPolicy -> ext_proc filter, ClientTrafficPolicy
-earlyRequestHeaders -> early_header_mutation_extensions, bufferLimit ->
-per_connection_buffer_limit_bytes, HTTPRoute rules -> routes), so a field that Envoy
-would refuse, or a header value without a route, fails here.
+earlyRequestHeaders -> early_header_mutation_extensions, path -> normalize_path (always
+on in Envoy Gateway), merge_slashes and path_with_escaped_slashes_action, bufferLimit ->
+per_connection_buffer_limit_bytes, HTTPRoute rules -> routes with their
+RequestHeaderModifier removals), so a field that Envoy would refuse, or a header value
+without a route, fails here.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
+from extproc import headers as routeiq_headers
 from extproc.config.schema import RoutingConfig
 from extproc.demo.processes import free_port
 from tests.deploy.harness import (
@@ -32,11 +35,18 @@ from tests.deploy.harness import (
     post_chat,
     running_envoy,
     static_cluster,
+    upstream,
     upstreams,
 )
 
 EG = DEPLOY / "envoy-gateway"
 HEADER = "x-routeiq-cluster"
+ESCAPED_SLASHES = {
+    "KeepUnchanged": "KEEP_UNCHANGED",
+    "RejectRequest": "REJECT_REQUEST",
+    "UnescapeRedirect": "UNESCAPE_AND_REDIRECT",
+    "UnescapeForward": "UNESCAPE_AND_FORWARD",
+}
 EARLY_MUTATION_TYPE = (
     "type.googleapis.com/envoy.extensions.http.early_header_mutation.header_mutation.v3."
     "HeaderMutation"
@@ -127,6 +137,29 @@ def test_client_route_header_is_removed_before_routing() -> None:
     assert example["spec"]["routeHeader"] in headers["remove"]
 
 
+def test_every_header_routeiq_sets_is_removed_early_and_the_hint_on_forward() -> None:
+    """Exact names only (Gateway API): the list must cover every x-routeiq-* name RouteIQ
+    sets, the headers the shipped policies set, and the identity headers; the client
+    hint x-routeiq-profile must survive until RouteIQ read it, then every rule drops it."""
+    removed = set(_one("ClientTrafficPolicy")["spec"]["headers"]["earlyRequestHeaders"]["remove"])
+    names = {
+        v
+        for k, v in vars(routeiq_headers).items()
+        if k.isupper() and isinstance(v, str) and v.startswith("x-routeiq-") and v != "x-routeiq-"
+    }
+    set_by_policies = {"x-routeiq-confidential", "x-routeiq-policy-dry-run"}
+    expected = (names | set_by_policies | {HEADER, "x-team", "x-user-id"}) - {
+        routeiq_headers.PROFILE
+    }
+    assert expected <= removed, sorted(expected - removed)
+    assert routeiq_headers.PROFILE not in removed
+    for rule in _one("HTTPRoute")["spec"]["rules"]:
+        mods = [f for f in rule["filters"] if f["type"] == "RequestHeaderModifier"]
+        assert [m["requestHeaderModifier"]["remove"] for m in mods] == [[routeiq_headers.PROFILE]]
+    path = _one("ClientTrafficPolicy")["spec"]["path"]
+    assert path == {"escapedSlashesAction": "RejectRequest", "disableMergeSlashes": False}
+
+
 def test_routes_cover_every_backend_of_the_example() -> None:
     config = RoutingConfig.model_validate(
         yaml.safe_load((EXAMPLES / "vllm-small-provider-large.yaml").read_text())
@@ -179,6 +212,7 @@ def _translate(
         },
     }
     ctp = _one("ClientTrafficPolicy")["spec"]
+    path_settings = ctp.get("path", {})
     early = [
         {
             "name": "envoy.http.early_header_mutation.header_mutation",
@@ -197,16 +231,22 @@ def _translate(
         cluster = ref["name"]
         clusters[cluster] = ports[cluster]
         action: dict[str, Any] = {"cluster": cluster, "timeout": rule["timeouts"]["request"]}
+        removed: list[str] = []
         for f in rule.get("filters", []):
             if f["type"] == "URLRewrite":
                 action["host_rewrite_literal"] = f["urlRewrite"]["hostname"]
+            if f["type"] == "RequestHeaderModifier":
+                removed += f["requestHeaderModifier"].get("remove", [])
         for m in rule["matches"]:
             em: dict[str, Any] = {"prefix": m["path"]["value"]}
             if m.get("headers"):
                 em["headers"] = [
                     {"name": h["name"], "string_match": {"exact": h["value"]}} for h in m["headers"]
                 ]
-            routes.append({"match": em, "route": action})
+            route: dict[str, Any] = {"match": em, "route": action}
+            if removed:
+                route["request_headers_to_remove"] = removed
+            routes.append(route)
     # Gateway API precedence: rules with more header matches first.
     routes.sort(key=lambda r: -len(r["match"].get("headers", [])))
     return bootstrap(
@@ -216,7 +256,14 @@ def _translate(
         + [static_cluster(ext_cluster, ext_proc_port, http2=True)],
         listener_port=listener,
         admin_port=admin,
-        hcm_extra={"early_header_mutation_extensions": early},
+        hcm_extra={
+            "early_header_mutation_extensions": early,
+            "normalize_path": True,  # Envoy Gateway sets it on every listener
+            "merge_slashes": not path_settings.get("disableMergeSlashes", False),
+            "path_with_escaped_slashes_action": ESCAPED_SLASHES[
+                path_settings.get("escapedSlashesAction", "UnescapeRedirect")
+            ],
+        },
         listener_extra={
             "per_connection_buffer_limit_bytes": _quantity(ctp["connection"]["bufferLimit"])
         },
@@ -243,5 +290,18 @@ def test_fail_open_cannot_be_steered_by_a_client_header(header_value: str, tmp_p
         )
         with running_envoy(config, tmp_path):
             status, body = post_chat(listener, {HEADER: header_value})
-            assert status == 200
-            assert body == {"upstream": "vllm-small", "route_header": None}
+            assert (status, body) == (200, upstream("vllm-small"))
+            spoofed = {
+                HEADER: header_value,
+                "x-routeiq-category": "spoof",
+                "x-routeiq-confidential": "false",
+                "x-routeiq-backend": "spoof",
+                "x-routeiq-profile": "eco",
+                "x-team": "admins",
+            }
+            status, body = post_chat(listener, spoofed)
+            assert (status, body) == (200, upstream("vllm-small"))
+            status, body = post_chat(listener, {}, "/v1//x/../%63hat/completions")
+            assert (status, body) == (200, upstream("vllm-small"))
+            status, _ = post_chat(listener, {}, "/v1/chat%2Fcompletions")
+            assert status == 400

@@ -57,6 +57,7 @@ NON_DEFAULT: dict[str, Any] = {
         "redis": {"existingSecret": "llm-redis", "secretKey": "redis-url"},
     },
     "serviceMonitor": {"enabled": True, "labels": {"release": "kube-prometheus"}},
+    "admin": {"token": {"existingSecret": "llm-admin", "secretKey": "admin-token"}},
     "service": {"headless": True},
     "networkPolicy": {
         "egress": [{"to": [{"namespaceSelector": {}}], "ports": [{"port": 53, "protocol": "UDP"}]}]
@@ -228,6 +229,7 @@ def test_non_default_values_take_effect(custom_docs: list[dict[str, Any]]) -> No
     assert e["ROUTEIQ_REDIS_URL"] == {"secretKeyRef": {"name": "llm-redis", "key": "redis-url"}}
     assert e["ROUTEIQ_OTLP_ENDPOINT"] == "http://otel:4317"
     assert e["ROUTEIQ_REDIS_TIMEOUT_MS"] == "80"
+    assert e["ROUTEIQ_ADMIN_TOKEN"] == {"secretKeyRef": {"name": "llm-admin", "key": "admin-token"}}
     pod = deploy["spec"]["template"]["spec"]
     assert "topologySpreadConstraints" not in pod
     assert {"name": "models", "mountPath": "/app/models", "readOnly": True} in c["volumeMounts"]
@@ -300,3 +302,18 @@ def test_redis_url_value_creates_a_secret() -> None:
     assert env(docs)["ROUTEIQ_REDIS_URL"] == {
         "secretKeyRef": {"name": secret["metadata"]["name"], "key": "url"}
     }
+
+
+def test_admin_token_and_bind_stay_consistent(default_docs: list[dict[str, Any]]) -> None:
+    """The admin port listens on 0.0.0.0 (Prometheus scrapes it): explain and config then
+    need ROUTEIQ_ADMIN_TOKEN, which only ever comes from a Secret. Without one the chart
+    sets none, so those routes answer 403 while the gRPC probes and /metrics work."""
+    e = env(default_docs)
+    assert e["ROUTEIQ_ADMIN_HOST"] == "0.0.0.0"
+    assert "ROUTEIQ_ADMIN_TOKEN" not in e
+    c = container(default_docs)
+    assert {p["grpc"]["port"] for p in (c["livenessProbe"], c["readinessProbe"])} == {50051}
+    with helm.Chart.load(str(CHART)) as chart:
+        notes = chart.render(None, name="routeiq", namespace=NAMESPACE, is_install=True)
+    text = next(v for k, v in notes.items() if k.endswith("NOTES.txt"))
+    assert "403" in text and "admin.token.existingSecret" in text

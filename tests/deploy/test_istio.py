@@ -1,9 +1,11 @@
 """Istio manifests: well-formed, wired to the chart and the example, and accepted by Envoy.
 
-The Envoy pieces (the HTTP filters the EnvoyFilter patches insert, the listener patch,
-and the VirtualService's header routes written as Envoy routes) are wrapped in a
-bootstrap and checked by the real Envoy (`--mode validate`), then run: with RouteIQ
-unreachable and fail-open, a client-sent route header must not pick the route.
+The Envoy pieces (the connection-manager patch, the HTTP filters the EnvoyFilter patches
+insert, the listener patch, and the VirtualService's header routes written as Envoy
+routes) are wrapped in a bootstrap and checked by the real Envoy (`--mode validate`),
+then run: with RouteIQ unreachable and fail-open, no client-sent routing or identity
+header picks the route or reaches the upstream, paths arrive normalised; fail-closed
+answers OpenAI-format 503 routing_unavailable.
 """
 
 from __future__ import annotations
@@ -29,7 +31,9 @@ from tests.deploy.harness import (
     load_docs,
     post_chat,
     running_envoy,
+    standalone_local_replies,
     static_cluster,
+    upstream,
     upstreams,
 )
 
@@ -62,6 +66,11 @@ def _patch(doc: dict[str, Any], name: str) -> dict[str, Any]:
     raise AssertionError(f"{doc['metadata']['name']} has no patch inserting {name}")
 
 
+def _hcm_patch(doc: dict[str, Any]) -> dict[str, Any]:
+    (patch,) = [p for p in doc["spec"]["configPatches"] if p["applyTo"] == "NETWORK_FILTER"]
+    return patch
+
+
 def _route_header_routes(vs: dict[str, Any], header: str) -> dict[str, str]:
     """exact header value -> destination host, from a VirtualService's http routes."""
     out = {}
@@ -87,6 +96,7 @@ def _envoy_routes(vs: dict[str, Any], header: str) -> list[dict[str, Any]]:
         }
         if "rewrite" in route:
             action["host_rewrite_literal"] = route["rewrite"]["authority"]
+        removed = route.get("headers", {}).get("request", {}).get("remove", [])
         matches = route.get("match") or [{}]
         for m in matches:
             em: dict[str, Any] = {"prefix": m.get("uri", {}).get("prefix", "/")}
@@ -94,7 +104,10 @@ def _envoy_routes(vs: dict[str, Any], header: str) -> list[dict[str, Any]]:
                 em["headers"] = [
                     {"name": header, "string_match": {"exact": m["headers"][header]["exact"]}}
                 ]
-            routes.append({"match": em, "route": action})
+            envoy_route: dict[str, Any] = {"match": em, "route": action}
+            if removed:
+                envoy_route["request_headers_to_remove"] = removed
+            routes.append(envoy_route)
     return routes
 
 
@@ -114,10 +127,16 @@ def test_envoy_filter_patches_are_well_formed(filename: str) -> None:
     assert ef["apiVersion"] == "networking.istio.io/v1alpha3"
     assert ef["spec"]["workloadSelector"]["labels"]
     for p in ef["spec"]["configPatches"]:
-        assert p["applyTo"] in {"HTTP_FILTER", "LISTENER"}
+        assert p["applyTo"] in {"HTTP_FILTER", "LISTENER", "NETWORK_FILTER"}
         assert p["match"]["context"] in {"GATEWAY", "SIDECAR_OUTBOUND"}
         assert p["patch"]["operation"] in PATCH_OPERATIONS
     strip, ext_proc = _patch(ef, "routeiq-strip"), _patch(ef, "envoy.filters.http.ext_proc")
+    hcm = _hcm_patch(ef)
+    assert hcm["patch"]["operation"] == "MERGE"
+    settings = hcm["patch"]["value"]["typed_config"]
+    assert settings["normalize_path"] is True and settings["merge_slashes"] is True
+    assert settings["path_with_escaped_slashes_action"] == "REJECT_REQUEST"
+    assert settings["local_reply_config"] == standalone_local_replies()
     # The strip filter runs first; ext_proc runs right before the router.
     assert strip["patch"]["operation"] == "INSERT_FIRST"
     assert ext_proc["patch"]["operation"] == "INSERT_BEFORE"
@@ -201,6 +220,8 @@ def _istio_envoy_config(
     clusters = [static_cluster(name, port) for name, port in upstream_of.items()]
     ext_cluster = ext_proc["typed_config"]["grpc_service"]["envoy_grpc"]["cluster_name"]
     clusters.append(static_cluster(ext_cluster, ext_proc_port, http2=True))
+    hcm_extra = copy.deepcopy(_hcm_patch(ef)["patch"]["value"]["typed_config"])
+    del hcm_extra["@type"]
     return bootstrap(
         http_filters=filters,
         routes=routes,
@@ -208,6 +229,7 @@ def _istio_envoy_config(
         listener_port=listener,
         admin_port=admin,
         listener_extra=listener_extra,
+        hcm_extra=hcm_extra,
     )
 
 
@@ -225,14 +247,30 @@ def test_envoy_accepts_the_istio_pieces(filename: str, tmp_path: Path) -> None:
     assert "OK" in result.stdout
 
 
-def test_fail_open_routes_by_default_and_ignores_client_route_header(tmp_path: Path) -> None:
+SPOOFED = {
+    "X-RouteIQ-Cluster": "provider_openai",
+    "x-routeiq-category": "spoof",
+    "x-routeiq-confidential": "false",
+    "x-routeiq-anything": "1",
+    "x-routeiq-profile": "eco",
+    "x-team": "admins",
+    "x-user-id": "root",
+}
+
+
+@pytest.mark.parametrize("filename", ENVOY_FILTERS)
+def test_fail_open_routes_by_default_and_ignores_client_headers(
+    filename: str, tmp_path: Path
+) -> None:
     """RouteIQ down + failure_mode_allow: true. A client naming its own backend in
-    x-routeiq-cluster still lands on the default route, and the header is gone."""
+    x-routeiq-cluster still lands on the default route, and neither that header nor any
+    other x-routeiq-*, x-team or x-user-id it sent reaches the upstream. Paths arrive
+    normalised; escaped slashes are refused in OpenAI's format."""
     dead_ext_proc = free_port()  # nothing listens there
     with upstreams("litellm", "provider_openai") as ports:
         listener, admin = free_port(), free_port()
         config = _istio_envoy_config(
-            "envoyfilter-gateway.yaml",
+            filename,
             ports=ports,
             listener=listener,
             admin=admin,
@@ -241,12 +279,15 @@ def test_fail_open_routes_by_default_and_ignores_client_route_header(tmp_path: P
         )
         with running_envoy(config, tmp_path):
             status, body = post_chat(listener, {"x-routeiq-cluster": "provider_openai"})
-            assert status == 200
-            assert body == {"upstream": "litellm", "route_header": None}
-            status, body = post_chat(
-                listener, {"X-RouteIQ-Cluster": "provider_openai", "x-routeiq-other": "1"}
-            )
-            assert (status, body) == (200, {"upstream": "litellm", "route_header": None})
+            assert (status, body) == (200, upstream("litellm"))
+            status, body = post_chat(listener, SPOOFED)
+            assert (status, body) == (200, upstream("litellm"))
+            for odd in ("/v1/%63hat//completions", "/v1/./x/../chat/completions"):
+                status, body = post_chat(listener, {}, odd)
+                assert (status, body) == (200, upstream("litellm")), odd
+            status, body = post_chat(listener, {}, "/v1/chat%2Fcompletions")
+            assert status == 400 and body is not None
+            assert body["error"]["code"] == "invalid_path"
 
 
 def test_without_the_strip_filter_fail_open_is_spoofable(tmp_path: Path) -> None:
@@ -265,11 +306,12 @@ def test_without_the_strip_filter_fail_open_is_spoofable(tmp_path: Path) -> None
         )
         with running_envoy(config, tmp_path):
             status, body = post_chat(listener, {"x-routeiq-cluster": "provider_openai"})
-            assert status == 200
-            assert body == {"upstream": "provider_openai", "route_header": "provider_openai"}
+            assert status == 200 and body is not None
+            assert body["upstream"] == "provider_openai"
+            assert body["route_header"] == "provider_openai"
 
 
-def test_fail_closed_as_shipped_reaches_no_backend(tmp_path: Path) -> None:
+def test_fail_closed_as_shipped_reaches_no_backend_and_says_why(tmp_path: Path) -> None:
     with upstreams("litellm", "provider_openai") as ports:
         listener, admin = free_port(), free_port()
         config = _istio_envoy_config(
@@ -280,6 +322,8 @@ def test_fail_closed_as_shipped_reaches_no_backend(tmp_path: Path) -> None:
             ext_proc_port=free_port(),
         )
         with running_envoy(config, tmp_path):
-            status, body = post_chat(listener, {})
-            assert status == 500
-            assert body is None
+            status, body = post_chat(listener, SPOOFED)
+            assert status == 503 and body is not None
+            assert body["error"]["code"] == "routing_unavailable"
+            assert body["error"]["type"] == "service_unavailable"
+            assert "ext_proc" not in str(body)
