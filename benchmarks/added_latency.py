@@ -25,15 +25,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import functools
 import json
 import os
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -83,7 +86,7 @@ class Row:
 
 
 def measure(
-    port: int, bodies: Bodies, rate: int, seconds: float, warmup: float, pid: int | None
+    port: int, bodies: Bodies, rate: int, *, seconds: float, warmup: float, pid: int | None
 ) -> tuple[LoadResult, float | None]:
     asyncio.run(run_open_loop("127.0.0.1", port, bodies(int(rate * warmup), "w"), rate))
     before = process_cpu_s(pid) if pid is not None else 0.0
@@ -152,58 +155,92 @@ def targets(rows: dict[str, Row], direct: dict[int, LoadResult]) -> list[str]:
     return [f"  {'met    ' if ok else 'NOT met'}  {text}" for text, ok in checks]
 
 
-def run(args: argparse.Namespace, work: Path) -> int:
-    procs: list[ManagedProcess] = []
-    rates = {"explicit": args.rate, "short": args.auto_rate, "long": args.long_rate}
-    long_bodies = auto_long_factory()
+def with_routing_threads(config: Path, threads: int, work: Path) -> Path:
+    """A copy of ``config`` in ``work`` with ``spec.routing.threads`` set; the policy
+    and model paths it names relative to its own directory are made absolute."""
+    doc = yaml.safe_load(config.read_text())
+    spec = doc["spec"]
+    base = config.resolve().parent
+    policy = spec.get("policy") or {}
+    for key in ("modules", "data"):
+        if key in policy:
+            policy[key] = [str(base / p) for p in policy[key]]
+    routing = spec.setdefault("routing", {})
+    if "modelsDir" in routing:
+        routing["modelsDir"] = str(base / routing["modelsDir"])
+    routing["threads"] = threads
+    out = work / f"routeiq-threads-{threads}.yaml"
+    out.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return out
+
+
+@contextlib.contextmanager
+def proxy(work: Path, upstream_port: int, ext_proc_port: int | None) -> Iterator[int]:
+    """The shipped Envoy in front of the upstream (through ``ext_proc_port`` if given)."""
+    envoy, port = start_proxy(work, upstream_port, ext_proc_port)
+    try:
+        yield port
+    finally:
+        envoy.stop()
+
+
+@contextlib.contextmanager
+def process(proc: ManagedProcess) -> Iterator[ManagedProcess]:
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+def measure_all(
+    args: argparse.Namespace, work: Path
+) -> tuple[dict[str, Row], dict[int, LoadResult]]:
+    """Every phase, one proxy at a time; rows by key, and direct's result per rate."""
     direct: dict[int, LoadResult] = {}
     rows: dict[str, Row] = {}
-    try:
-        upstream, up_port = start_upstream(work)
-        procs.append(upstream)
-
-        envoy, port = start_proxy(work, up_port, None)
-        for rate in sorted(set(rates.values()), reverse=True):
-            direct[rate], _ = measure(port, explicit, rate, args.seconds, args.warmup, None)
-            rows[f"direct{rate}"] = Row("envoy direct", rate, direct[rate], None)
-        envoy.stop()
+    phase = functools.partial(measure, seconds=args.seconds, warmup=args.warmup)
+    upstream, up_port = start_upstream(work)
+    with process(upstream):
+        with proxy(work, up_port, None) as port:
+            for rate in sorted({args.rate, args.auto_rate, args.long_rate}, reverse=True):
+                direct[rate], _ = phase(port, explicit, rate, pid=None)
+                rows[f"direct{rate}"] = Row("envoy direct", rate, direct[rate], None)
 
         floor_port = free_port()
         floor_cmd = [sys.executable, str(Path(__file__).parent / "floor_server.py")]
         floor = ManagedProcess([*floor_cmd, "--port", str(floor_port)], work / "floor.log")
-        procs.append(floor)
-        wait_for_port(floor_port, 30, floor.proc)
-        envoy, port = start_proxy(work, up_port, floor_port)
-        load, cpu = measure(port, explicit, args.rate, args.seconds, args.warmup, floor.pid)
-        rows["floor"] = Row("+ floor ext_proc, explicit", args.rate, load, cpu)
-        envoy.stop()
-        floor.stop()
+        with process(floor), proxy(work, up_port, floor_port) as port:
+            wait_for_port(floor_port, 30, floor.proc)
+            load, cpu = phase(port, explicit, args.rate, pid=floor.pid)
+            rows["floor"] = Row("+ floor ext_proc, explicit", args.rate, load, cpu)
 
+        config = args.config
+        if args.routing_threads is not None:
+            config = with_routing_threads(args.config, args.routing_threads, work)
         routeiq_port = free_port()
-        routeiq = start_routeiq(args.config, routeiq_port, work)
-        procs.append(routeiq)
-        envoy, port = start_proxy(work, up_port, routeiq_port)
-        for key, name, bodies, rate in (
-            ("explicit", "+ routeiq, explicit model", explicit, args.rate),
-            ("short", "+ routeiq, auto short (new text)", auto_short, args.auto_rate),
-            ("repeated", "+ routeiq, auto short (same text)", auto_repeated, args.auto_rate),
-            ("long", "+ routeiq, auto ~450 tokens", long_bodies, args.long_rate),
-        ):
-            load, cpu = measure(port, bodies, rate, args.seconds, args.warmup, routeiq.pid)
-            rows[key] = Row(name, rate, load, cpu)
-        envoy.stop()
-    finally:
-        for p in reversed(procs):
-            p.stop()
+        routeiq = start_routeiq(config, routeiq_port, work)
+        with process(routeiq), proxy(work, up_port, routeiq_port) as port:
+            for key, name, bodies, rate in (
+                ("explicit", "+ routeiq, explicit model", explicit, args.rate),
+                ("short", "+ routeiq, auto short (new text)", auto_short, args.auto_rate),
+                ("repeated", "+ routeiq, auto short (same text)", auto_repeated, args.auto_rate),
+                ("long", "+ routeiq, auto ~450 tokens", auto_long_factory(), args.long_rate),
+            ):
+                load, cpu = phase(port, bodies, rate, pid=routeiq.pid)
+                rows[key] = Row(name, rate, load, cpu)
+    return rows, direct
 
+
+def run(args: argparse.Namespace, work: Path) -> int:
+    rows, direct = measure_all(args, work)
     print(
         f"open loop, {args.seconds:g} s per phase after {args.warmup:g} s warm-up, "
         f"POST {PATH}, Envoy --concurrency 1, {os.cpu_count()} cores, "
         f"load average at start {args.load_at_start:.2f}; latencies in ms, CPU ms per request"
     )
-    print(f"routeiq config: {args.config}")
-    floor_row = rows["floor"]
-    print("\n".join(report(list(rows.values()), direct, floor_row)))
+    threads = "" if args.routing_threads is None else f", routing.threads {args.routing_threads}"
+    print(f"routeiq config: {args.config.name}{threads}")
+    print("\n".join(report(list(rows.values()), direct, rows["floor"])))
     print("targets (hot path):")
     print("\n".join(targets(rows, direct)))
     failed = [r for r in rows.values() if r.load.failed]
@@ -220,6 +257,9 @@ def main() -> int:
     parser.add_argument("--auto-rate", type=int, default=100, help="auto short-prompt rate")
     parser.add_argument("--long-rate", type=int, default=50, help="auto ~450-token rate")
     parser.add_argument("--config", type=Path, default=REPO / "config" / "routeiq.yaml")
+    parser.add_argument(
+        "--routing-threads", type=int, help="override spec.routing.threads of --config"
+    )
     args = parser.parse_args()
     args.load_at_start = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="routeiq-added-") as work:
