@@ -185,8 +185,8 @@ def run_score(args: argparse.Namespace) -> int:
     """Handler of ``routeiq score``: read everything, classify in batches, then write."""
     ids, requests = read_prompt_lines(args.input)
     source = routing_source(args.config, args.strategy, args.models_dir)
-    router = load_router(source, args.premium_share)
-    results = classify_many(router, requests, label="score")
+    router = load_router(source, args.premium_share, batch_workers=True)
+    results = classify_many(router, requests, label="score", workers=source.workers)
     write_lines(args.output, [score_record(i, c) for i, c in zip(ids, results, strict=True)])
     return 0
 
@@ -205,11 +205,11 @@ def run_eval(args: argparse.Namespace) -> int:
         require_matplotlib()
     pair = load_labelled(args.labelled or [args.input], args.format).pair(args.strong, args.weak)
     source = routing_source(args.config, args.strategy, args.models_dir)
-    router = load_router(source, args.premium_share)
+    router = load_router(source, args.premium_share, batch_workers=True)
     origin = source.origin + (
         f" (premium share set to {args.premium_share:g})" if args.premium_share is not None else ""
     )
-    ev = evaluate_router(router, pair, origin, shares)
+    ev = evaluate_router(router, pair, origin, shares, workers=source.workers)
     if args.plot is not None:
         from extproc.routing.plot import write_plot
 
@@ -234,9 +234,10 @@ def _category_accuracy(args: argparse.Namespace) -> int:
     if not rows:
         raise ToolError(f"no labelled rows to evaluate in {args.input}")
     source = routing_source(args.config, args.strategy, args.models_dir)
-    router = load_router(source)
+    router = load_router(source, batch_workers=True)
     requests = [request_of({"prompt": t}) for t, _ in rows]
-    predicted = [c.category for c in classify_many(router, requests, label="eval")]
+    results = classify_many(router, requests, label="eval", workers=source.workers)
+    predicted = [c.category for c in results]
     acc = accuracy(predicted, [y for _, y in rows])
     print(json.dumps({"strategy": router.spec.strategy, "n": len(predicted), "accuracy": acc}))
     return 0

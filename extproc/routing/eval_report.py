@@ -86,10 +86,12 @@ def evaluate_router(
     pair: StrongWeak,
     origin: str,
     shares: Sequence[float] = DEFAULT_SHARES,
+    workers: int = 1,
 ) -> Evaluation:
-    """Classify ``pair``'s prompts and measure; ``shares`` are the calibration points."""
+    """Classify ``pair``'s prompts and measure; ``shares`` are the calibration points;
+    ``workers`` as in :func:`extproc.routing.scoring.classify_many`."""
     requests = [request_of({"prompt": p}) for p in pair.prompts]
-    base = classify_many(router, requests, label="eval")
+    base = classify_many(router, requests, label="eval", workers=workers)
     scores = np.array([c.score for c in base], dtype=np.float64)
     report = evaluate(scores, pair.strong_scores, pair.weak_scores)
     notes: list[str] = []
@@ -101,7 +103,9 @@ def evaluate_router(
         )
     for share in shares if has_knob else ():
         moved = with_share(router, share)
-        classes = classify_many(moved, requests, label=f"eval at premium share {share:g}")
+        classes = classify_many(
+            moved, requests, label=f"eval at premium share {share:g}", workers=workers
+        )
         calibration.append(CalibrationPoint(share, _point(classes, pair)))
     if pair.skipped:
         notes.append(f"{pair.skipped} rows without a score for both models were left out")
