@@ -15,6 +15,8 @@ single-process server (metrics of this process) and in the parent of N workers
   full decision comes back and nothing is forwarded, logged or counted.
 - ``GET /v1/config``: the served config version and a redacted view of the config and
   of the process settings.
+- ``GET /dashboard`` (and ``/dashboard/api/*``): the read-only operator dashboard
+  (``extproc.dashboard``), under the same access rule as explain and config.
 
 Explain and config are guarded (bearer token, or loopback only) and explain is bounded
 (body size, concurrency, time): see ``extproc.server.admin_access``.
@@ -32,6 +34,7 @@ import orjson
 from extproc.api.errors import ApiError
 from extproc.api.openai import ParsedRequest, parse_request
 from extproc.api.paths import match_endpoint
+from extproc.dashboard.routes import Dashboard
 from extproc.decide import decide
 from extproc.server.admin_access import AdminAccess, Guard, Slots, busy_response
 from extproc.server.admin_http import (
@@ -92,6 +95,10 @@ class AdminServer:
         self._ready = ready if ready is not None else (runtime.ready if runtime else None)
         self._check_timeout = check_timeout_s
         self._log = log or logging.getLogger("routeiq.admin")
+        # /dashboard: same access rule (read at each request: start() rebinds the guard)
+        dashboard = Dashboard(
+            runtime, metrics, refusal=lambda r: self._guard.refusal(r), explain=self._explain
+        )
         self._http = HttpServer(
             {
                 "/healthz": {"GET": self._healthz},
@@ -99,6 +106,7 @@ class AdminServer:
                 "/metrics": {"GET": self._metrics_route},
                 "/v1/explain": {"POST": self._guarded(self._explain)},
                 "/v1/config": {"GET": self._guarded(self._config)},
+                **dashboard.routes(),
             },
             max_body_bytes=access.explain_max_bytes,
             log=self._log,
@@ -113,7 +121,8 @@ class AdminServer:
         if self._guard.disabled:
             self._log.warning(
                 "admin port bound to %s (not loopback) without ROUTEIQ_ADMIN_TOKEN: "
-                "/v1/explain and /v1/config are disabled, probes and /metrics stay open",
+                "/v1/explain, /v1/config and /dashboard are disabled, probes and /metrics "
+                "stay open",
                 host or "all addresses",
             )
         return self.port

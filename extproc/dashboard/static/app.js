@@ -1,12 +1,14 @@
 // RouteIQ admin dashboard: read-only views of the admin port's JSON and SSE endpoints.
 // No framework, no external asset; every value from the server is set with textContent.
+// Credentials: when the admin port wants its token, the browser asked for it (HTTP Basic,
+// token as password) before this page loaded, and sends it with every request below.
 "use strict";
 
 const SVG = "http://www.w3.org/2000/svg";
 const COLORS = ["#2f6fb0", "#e08a2c", "#3c9a5f", "#b4464b", "#7a5aa6", "#8c6d46"];
 const LIVE_ROWS = 60;
 const REFRESH_MS = 3000;
-const state = {token: sessionStorage.getItem("routeiq-admin-token") || "", rows: new Map()};
+const state = {rows: new Map()};
 
 function $(id) { return document.getElementById(id); }
 
@@ -34,13 +36,8 @@ function count(v) { return v === null || v === undefined ? "-" : Number(v).toLoc
 class AuthNeeded extends Error {}
 
 async function api(path, options) {
-  const opts = Object.assign({headers: {}}, options || {});
-  if (state.token) opts.headers.Authorization = "Bearer " + state.token;
-  const response = await fetch(path, opts);
-  if (response.status === 401) {
-    $("auth").hidden = false;
-    throw new AuthNeeded("token required");
-  }
+  const response = await fetch(path, Object.assign({credentials: "same-origin"}, options || {}));
+  if (response.status === 401) throw new AuthNeeded("token required: reload the page to sign in");
   return response;
 }
 
@@ -149,7 +146,11 @@ function renderOverhead(buckets) {
     prev = b.le === null ? prev : b.le;
     return [label, b.count];
   });
-  hbars($("overhead"), items.filter(([, n], i) => n > 0 || i < items.length - 1), count);
+  // Only the span of buckets that hold something (plus one either side), in order.
+  const used = items.map(([, n], i) => (n > 0 ? i : -1)).filter((i) => i >= 0);
+  const lo = used.length ? Math.max(0, used[0] - 1) : 0;
+  const hi = used.length ? Math.min(items.length, used[used.length - 1] + 2) : 0;
+  hbars($("overhead"), items.slice(lo, hi), count);
 }
 
 function renderSummary(s) {
@@ -172,11 +173,11 @@ async function refresh() {
     const r = await api("/dashboard/api/summary");
     if (r.ok) renderSummary(await r.json());
   } catch (e) {
-    if (!(e instanceof AuthNeeded)) setStatus("summary unavailable: " + e.message);
+    setStatus(e instanceof AuthNeeded ? e.message : "summary unavailable: " + e.message);
   }
 }
 
-// -- live stream (SSE over fetch, so the bearer token can be sent) -----------------------
+// -- live stream: server-sent events read with fetch (reconnects itself, parses events) ----
 
 function addDecision(d) {
   const tbody = $("live").tBodies[0];
@@ -238,7 +239,7 @@ async function stream() {
       }
       setStatus("stream closed; reconnecting");
     } catch (e) {
-      setStatus(e instanceof AuthNeeded ? "token required" : "stream error; reconnecting");
+      setStatus(e instanceof AuthNeeded ? e.message : "stream error; reconnecting");
       if (e instanceof AuthNeeded) return;
     }
     await new Promise((resolve) => setTimeout(resolve, 2000));
@@ -260,7 +261,7 @@ async function explain(event) {
   }
   summary.textContent = "…";
   try {
-    const r = await api("/v1/explain", {method: "POST", headers: {"Content-Type": "application/json"},
+    const r = await api("/dashboard/api/explain", {method: "POST", headers: {"Content-Type": "application/json"},
       body: JSON.stringify(envelope)});
     const doc = await r.json();
     out.textContent = JSON.stringify(doc, null, 2);
@@ -275,19 +276,11 @@ async function explain(event) {
       summary.textContent = doc.error ? `${r.status}: ${doc.error.message}` : `HTTP ${r.status}`;
     }
   } catch (e) {
-    summary.textContent = e instanceof AuthNeeded ? "token required" : "explain failed: " + e.message;
+    summary.textContent = e instanceof AuthNeeded ? e.message : "explain failed: " + e.message;
   }
 }
 
 function start() {
-  $("auth-form").addEventListener("submit", (e) => {
-    e.preventDefault();
-    state.token = $("token").value.trim();
-    sessionStorage.setItem("routeiq-admin-token", state.token);
-    $("auth").hidden = true;
-    refresh();
-    stream();
-  });
   $("explain-form").addEventListener("submit", explain);
   refresh();
   setInterval(refresh, REFRESH_MS);
