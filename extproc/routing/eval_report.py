@@ -81,6 +81,13 @@ def _point(classes: Sequence[Classification], pair: StrongWeak) -> OperatingPoin
     )
 
 
+def _largest_tie(scores: np.ndarray) -> float:
+    """Share of the prompts in the largest group (of two or more) of equal scores."""
+    _, counts = np.unique(scores, return_counts=True)
+    largest = int(counts.max()) if len(counts) else 0
+    return largest / len(scores) if largest >= 2 else 0.0
+
+
 def evaluate_router(
     router: Router,
     pair: StrongWeak,
@@ -107,6 +114,13 @@ def evaluate_router(
             moved, requests, label=f"eval at premium share {share:g}", workers=workers
         )
         calibration.append(CalibrationPoint(share, _point(classes, pair)))
+    tie = _largest_tie(scores)
+    if tie >= 0.1:
+        notes.append(
+            f"{100 * tie:.0f}% of the prompts share one score (identical embedded "
+            "text, e.g. the same few-shot preamble cut at maxTokens): the router "
+            "cannot rank them"
+        )
     if pair.skipped:
         notes.append(f"{pair.skipped} rows without a score for both models were left out")
     report = Report(

@@ -82,6 +82,14 @@ def default_config_path() -> Path | None:
     return path if path.is_file() else None
 
 
+def _shown(path: Path) -> str:
+    """``path`` relative to the working directory when it is below it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
 def routing_source(
     config: Path | None, strategy: str | None = None, models_dir: str | None = None
 ) -> RoutingSource:
@@ -93,7 +101,7 @@ def routing_source(
         spec, base_dir, origin = RoutingSpec(), Path.cwd(), "built-in defaults"
     else:
         routing_config, _ = load_config(path)
-        spec, base_dir, origin = routing_config.spec.routing, path.resolve().parent, str(path)
+        spec, base_dir, origin = routing_config.spec.routing, path.resolve().parent, _shown(path)
     overrides: dict[str, Any] = {}
     if strategy is not None:
         overrides["strategy"] = strategy

@@ -521,3 +521,22 @@ def test_registered_in_the_routeiq_command(tmp_path: Path) -> None:
     src.write_text(json.dumps({"id": "z", "prompt": "Write a bash script that counts lines."}))
     assert routeiq(["score", "--input", str(src), "--output", str(out)]) == 0
     assert json.loads(out.read_text())["category"] == "coding"
+
+
+def test_eval_notes_prompts_the_router_cannot_tell_apart(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Identical embedded text (here: the same prompt twice) gets one score: said so."""
+    path = tmp_path / "ties.jsonl"
+    rows = [*SW_ROWS[:4], SW_ROWS[1]]
+    path.write_text(
+        "".join(
+            json.dumps({"prompt": p, "strong_score": s, "weak_score": w}) + "\n" for p, s, w in rows
+        )
+    )
+    assert run("eval", "--labelled", str(path), "--calibrate", "none", "--json") == 0
+    notes = json.loads(capsys.readouterr().out)["notes"]
+    assert notes == [
+        "40% of the prompts share one score (identical embedded text, e.g. the "
+        "same few-shot preamble cut at maxTokens): the router cannot rank them"
+    ]
