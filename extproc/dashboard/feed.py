@@ -57,6 +57,7 @@ class LiveFeed:
         """Events until the client goes away (or the server closes)."""
         self.streams += 1
         try:
+            yield b": connected\n\n"  # at once: the client knows the stream is open
             log = self._log
             if log is None:
                 yield sse("info", {"message": self._unavailable})

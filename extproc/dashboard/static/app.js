@@ -36,7 +36,11 @@ function count(v) { return v === null || v === undefined ? "-" : Number(v).toLoc
 class AuthNeeded extends Error {}
 
 async function api(path, options) {
-  const response = await fetch(path, Object.assign({credentials: "same-origin"}, options || {}));
+  // location.origin, not a relative URL: a page opened as http://user:token@host/ would
+  // resolve one to a URL with credentials, which fetch refuses; the browser's auth cache
+  // supplies them instead.
+  const url = window.location.origin + path;
+  const response = await fetch(url, Object.assign({credentials: "same-origin"}, options || {}));
   if (response.status === 401) throw new AuthNeeded("token required: reload the page to sign in");
   return response;
 }
