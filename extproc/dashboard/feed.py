@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -53,7 +53,7 @@ class LiveFeed:
         self._unavailable = unavailable
         self.streams = 0
 
-    async def events(self) -> AsyncIterator[bytes]:
+    async def events(self) -> AsyncGenerator[bytes, None]:
         """Events until the client goes away (or the server closes)."""
         self.streams += 1
         try:
