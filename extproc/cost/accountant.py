@@ -23,11 +23,10 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from extproc.api.usage import Usage
-from extproc.config.schema import Backend
-from extproc.cost.prices import usage_cost
+from extproc.cost.prices import Rates, rated_cost, rates
 
 if TYPE_CHECKING:
     from extproc.config.snapshot import Snapshot
@@ -40,9 +39,12 @@ TEAM_LABEL_CHARS = 64
 _TABLES_KEPT = 4
 
 
-@dataclass(frozen=True, slots=True)
-class CostRecord:
-    """The priced response of one decision. ``saved_usd`` may be negative (see module)."""
+class CostRecord(NamedTuple):
+    """The priced response of one decision. ``saved_usd`` may be negative (see module).
+
+    A named tuple: built once per response on the response path, where a frozen
+    dataclass costs several times more to construct.
+    """
 
     decision_id: str
     backend: str
@@ -59,15 +61,23 @@ class CostRecord:
         return self.counterfactual_usd - self.cost_usd
 
 
+class Priced(NamedTuple):
+    """A backend as pricing sees it: name, tier and per-token rates."""
+
+    name: str
+    tier: str
+    rates: Rates
+
+
 @dataclass(frozen=True, slots=True)
 class PriceTable:
     """What pricing needs from one config version, indexed once."""
 
     version: str
-    backends: Mapping[str, Backend]
-    by_model: Mapping[str, tuple[Backend, ...]]  # public model name or alias -> servers
-    everyone: tuple[Backend, ...]
-    reference: Backend | None
+    backends: Mapping[str, Priced]
+    by_model: Mapping[str, tuple[Priced, ...]]  # public model name or alias -> servers
+    everyone: tuple[Priced, ...]
+    reference: Priced | None
     teams: frozenset[str] | None  # allow-list; None: first ``max_teams`` seen
     max_teams: int
 
@@ -75,22 +85,23 @@ class PriceTable:
     def from_snapshot(cls, snapshot: Snapshot) -> PriceTable:
         spec = snapshot.spec
         accounting: CostAccountingSpec = spec.cost_accounting
-        ref = accounting.reference_backend
+        priced = {b.name: Priced(b.name, b.tier.value, rates(b.cost)) for b in spec.backends}
         by_model = {
-            name: tuple({r.backend.name: r.backend for r in routes}.values())
+            name: tuple({r.backend.name: priced[r.backend.name] for r in routes}.values())
             for name, routes in snapshot.models.items()
         }
+        ref = accounting.reference_backend
         return cls(
             version=snapshot.version,
-            backends=dict(snapshot.backends),
+            backends=priced,
             by_model=by_model,
-            everyone=tuple(spec.backends),
-            reference=snapshot.backends.get(ref) if ref else None,
+            everyone=tuple(priced.values()),
+            reference=priced.get(ref) if ref else None,
             teams=frozenset(accounting.teams) if accounting.teams else None,
             max_teams=accounting.max_teams,
         )
 
-    def candidates(self, decision: Decision) -> tuple[Backend, ...]:
+    def candidates(self, decision: Decision) -> tuple[Priced, ...]:
         """Backends that could have served what ``decision``'s request asked for."""
         if decision.profile is not None:
             return self.everyone
@@ -98,14 +109,14 @@ class PriceTable:
 
 
 def counterfactual(
-    served: Backend, served_cost: float, candidates: tuple[Backend, ...], usage: Usage
-) -> tuple[Backend, float]:
+    served: Priced, served_cost: float, candidates: tuple[Priced, ...], usage: Usage
+) -> tuple[Priced, float]:
     """The most expensive of ``candidates`` and ``served`` at ``usage`` (ties: ``served``)."""
     best, best_cost = served, served_cost
     for backend in candidates:
         if backend is served:
             continue
-        cost = usage_cost(backend.cost, usage)
+        cost = rated_cost(backend.rates, usage)
         if cost > best_cost:
             best, best_cost = backend, cost
     return best, best_cost
@@ -152,23 +163,23 @@ class CostBook:
         served = table.backends.get(decision.backend)
         if served is None:  # removed by a reload whose predecessor is no longer kept
             return None
-        cost = usage_cost(served.cost, usage)
+        cost = rated_cost(served.rates, usage)
         if table.reference is not None:
             reference = table.reference
-            reference_cost = usage_cost(reference.cost, usage)
+            reference_cost = rated_cost(reference.rates, usage)
         else:
             reference, reference_cost = counterfactual(
                 served, cost, table.candidates(decision), usage
             )
         team = decision.caller.team if decision.caller is not None else None
         return CostRecord(
-            decision_id=decision.id,
-            backend=served.name,
-            tier=served.tier.value,
-            team=team,
-            team_label=self.team_label(team, table),
-            cost_usd=cost,
-            counterfactual_usd=reference_cost,
-            reference_backend=reference.name,
-            estimated=usage.estimated,
+            decision.id,
+            served.name,
+            served.tier,
+            team,
+            self.team_label(team, table),
+            cost,
+            reference_cost,
+            reference.name,
+            usage.estimated,
         )

@@ -15,14 +15,27 @@ from extproc.config.schema import Cost
 PER_TOKEN = 1e-6  # prices are per million tokens
 
 
+Rates = tuple[float, float, float]  # USD per token: input, cached input, output
+
+
+def rates(price: Cost) -> Rates:
+    """``price`` as per-token rates (computed once per backend and config version)."""
+    cached = price.cached_input_per_m_tok
+    if cached is None:
+        cached = price.input_per_m_tok
+    return (
+        price.input_per_m_tok * PER_TOKEN,
+        cached * PER_TOKEN,
+        price.output_per_m_tok * PER_TOKEN,
+    )
+
+
+def rated_cost(r: Rates, usage: Usage) -> float:
+    """USD for ``usage`` at per-token rates ``r``."""
+    cached = min(usage.cached_tokens, usage.prompt_tokens)
+    return (usage.prompt_tokens - cached) * r[0] + cached * r[1] + usage.completion_tokens * r[2]
+
+
 def usage_cost(price: Cost, usage: Usage) -> float:
     """USD for ``usage`` at ``price``: uncached input + cached input + output."""
-    cached = min(usage.cached_tokens, usage.prompt_tokens)
-    cached_price = price.cached_input_per_m_tok
-    if cached_price is None:
-        cached_price = price.input_per_m_tok
-    return (
-        (usage.prompt_tokens - cached) * price.input_per_m_tok
-        + cached * cached_price
-        + usage.completion_tokens * price.output_per_m_tok
-    ) * PER_TOKEN
+    return rated_cost(rates(price), usage)
