@@ -86,7 +86,9 @@ async def _stages(
 ) -> Charge:
     spec = snapshot.spec
     try:
-        p.caller = identify(request.headers, spec.identity, request.user, snapshot.jwt)
+        p.caller = identify(
+            request.headers, spec.identity, request.user, snapshot.jwt, snapshot.api_keys
+        )
     except ApiError as error:  # a bearer token that does not verify
         raise Refusal(error) from None
     p.ask = resolve(snapshot, request.model, request.headers)

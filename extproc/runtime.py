@@ -126,6 +126,8 @@ class Runtime:
                 self.log.warning("policy engine answering again")
         for kind in decision.degraded:
             self._degraded(kind)
+        if decision.error is not None and decision.error.code == "policy_config_error":
+            self.count_error("policy_config_error")
         if self.telemetry is not None:
             record = self.telemetry.record_decision(
                 decision,

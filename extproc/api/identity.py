@@ -4,11 +4,14 @@ Sources, in this order (``spec.identity``):
 
 1. **Verified JWT claims** (``jwt``): the bearer token's signature, expiry, issuer and
    audience are checked (``extproc.api.jwt_auth``); its claims name team and user.
-2. **Trusted headers** (``trustedHeaders``): headers that an authenticating hop in
+2. **Issued API keys** (``apiKeys``): a file of the SHA-256 of every key the
+   operator issued, with its team and user (``extproc.api.api_keys``). Holding the key
+   is the proof; a key not listed names nobody.
+3. **Trusted headers** (``trustedHeaders``): headers that an authenticating hop in
    front of RouteIQ sets on every request after removing whatever a client sent. They
    fill only what the claims left out. None is trusted unless declared: a client can
    put any ``x-team`` on its request.
-3. **The body's ``user`` field**: written by the client, so a user only with
+4. **The body's ``user`` field**: written by the client, so a user only with
    ``bodyUser: fallback`` (an application that is itself trusted to name its end
    users); ignored otherwise (policies still see it in ``parsed_body.user``).
 
@@ -24,13 +27,13 @@ the client sent; it identifies a caller only as far as something validates it.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from extproc.api.api_keys import ApiKeyTable, key_digest
 from extproc.api.jwt_auth import JwtSpec, JwtVerifier
 from extproc.config.base import Spec
 
@@ -42,7 +45,7 @@ _RENAMED = {
     "user_header": "user",
 }
 
-Source = Literal["jwt", "headers", "body", "anonymous"]
+Source = Literal["jwt", "api_key", "headers", "body", "anonymous"]
 
 
 class TrustedHeaders(Spec):
@@ -68,6 +71,11 @@ class IdentitySpec(Spec):
 
     jwt: JwtSpec | None = Field(
         default=None, description="Verify a bearer token; its claims then name team and user."
+    )
+    api_keys: str | None = Field(
+        default=None,
+        description="File (relative to the config) listing the SHA-256 of each API key you "
+        "issued with its team and user; a request holding a listed key is that caller.",
     )
     trusted_headers: TrustedHeaders | None = Field(
         default=None,
@@ -112,15 +120,15 @@ class Caller:
 
 
 def hash_api_key(value: str) -> str:
-    token = value.removeprefix("Bearer ").removeprefix("bearer ").strip()
-    return hashlib.sha256(token.encode()).hexdigest()[:16]
+    """The short hash of a key that policies, budgets and logs see."""
+    return key_digest(value)[:16]
 
 
-def _api_key_hash(headers: Mapping[str, str], spec: IdentitySpec) -> str | None:
+def _api_key_digest(headers: Mapping[str, str], spec: IdentitySpec) -> str | None:
     for name in spec.api_key_headers:
         value = headers.get(name)
         if value:
-            return hash_api_key(value)
+            return key_digest(value)
     return None
 
 
@@ -129,6 +137,7 @@ def identify(
     spec: IdentitySpec,
     body_user: str | None,
     verifier: JwtVerifier | None = None,
+    keys: ApiKeyTable | None = None,
 ) -> Caller:
     """The caller of a request, from the sources in the module docstring, in order.
 
@@ -137,11 +146,16 @@ def identify(
     token (when not required) leaves the claims empty.
     """
     claims = verifier.claims(headers) if verifier is not None else None
+    digest = _api_key_digest(headers, spec)
     team = user = None
     source: Source = "anonymous"
     if claims is not None and verifier is not None:
         team, user = verifier.team_and_user(claims)
         source = "jwt"
+    if keys is not None and digest is not None and team is None and user is None:
+        owner = keys.owner(digest)
+        if owner is not None:
+            team, user, source = owner.team, owner.user, "api_key"
     trusted = spec.trusted_headers
     if trusted is not None:
         if team is None and trusted.team is not None:
@@ -154,4 +168,4 @@ def identify(
         user = body_user
         if source == "anonymous":
             source = "body"
-    return Caller(team, user, _api_key_hash(headers, spec), claims, source)
+    return Caller(team, user, digest[:16] if digest else None, claims, source)

@@ -16,6 +16,8 @@ from types import MappingProxyType
 
 from pydantic import ValidationError
 
+from extproc.api.api_keys import ApiKeyTable, load_api_keys
+from extproc.api.identity import IdentitySpec
 from extproc.api.jwt_auth import JwtVerifier
 from extproc.config.errors import ConfigError
 from extproc.config.safe_yaml import load_yaml, read_bounded
@@ -47,6 +49,7 @@ class Snapshot:
     router: Router | None  # None only in tools that skip model loading
     state_rules: StateRules
     jwt: JwtVerifier | None = None  # verifies bearer tokens when identity.jwt is set
+    api_keys: ApiKeyTable | None = None  # issued keys when identity.apiKeys is set
     ranker: Ranker = tier_then_cost  # orders usable backends (spec.ranker)
 
     @property
@@ -117,6 +120,10 @@ def _model_index(config: RoutingConfig) -> dict[str, tuple[ModelRoute, ...]]:
     return {name: tuple(routes) for name, routes in index.items()}
 
 
+def _api_keys(identity: IdentitySpec, base_dir: Path) -> ApiKeyTable | None:
+    return load_api_keys(base_dir / identity.api_keys) if identity.api_keys else None
+
+
 def build_snapshot(
     path: Path,
     *,
@@ -134,6 +141,8 @@ def build_snapshot(
     backends = {b.name: b for b in spec.backends}
     default = backends[spec.default_backend] if spec.default_backend else spec.backends[0]
     keys = spec.identity.jwt.public_keys if spec.identity.jwt else ()
+    if spec.identity.api_keys:
+        keys = (*keys, spec.identity.api_keys)
     files = _referenced_files(base_dir, (*spec.policy.modules, *spec.policy.data, *keys))
 
     policy = None
@@ -160,4 +169,7 @@ def build_snapshot(
         state_rules=compile_state_rules(spec.state),
         ranker=load_ranker(spec.ranker),
         jwt=JwtVerifier(spec.identity.jwt, base_dir) if spec.identity.jwt else None,
+        api_keys=load_api_keys(base_dir / spec.identity.api_keys)
+        if spec.identity.api_keys
+        else None,
     )

@@ -66,7 +66,7 @@ SAMPLES: list[tuple[str, dict[str, Any] | bytes, dict[str, str]]] = [
     (
         "policy: team allow-list",
         {"model": "gpt-4o", "messages": _msg("Hello")},
-        {"x-team": "support"},
+        {"authorization": "Bearer sk-demo-support"},
     ),
     (
         "policy: confidential",
@@ -80,7 +80,7 @@ SAMPLES: list[tuple[str, dict[str, Any] | bytes, dict[str, str]]] = [
         (
             f"budget: request {i} of 4",
             {"model": "gpt-4o-mini", "messages": _msg("hi")},
-            {"x-team": "demo-budget"},
+            {"authorization": "Bearer sk-demo-demo-budget"},
         )
         for i in range(1, 5)
     ],

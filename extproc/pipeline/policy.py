@@ -8,7 +8,6 @@ refuses like a budget check that could not be made.
 
 from __future__ import annotations
 
-from extproc.api.errors import ApiError
 from extproc.api.identity import Caller
 from extproc.api.openai import ParsedRequest
 from extproc.config.snapshot import Snapshot
@@ -16,6 +15,7 @@ from extproc.pipeline.analyze import Analysis
 from extproc.pipeline.ask import Ask, lookup
 from extproc.pipeline.refusal import Refusal
 from extproc.policy import PolicyResult, build_input
+from extproc.policy.result import policy_config_error
 from extproc.state.ratelimit import limits_document
 from extproc.state.types import StateStore, StateUnavailable
 
@@ -57,16 +57,6 @@ async def evaluate(
     return await snapshot.policy.evaluate(doc)
 
 
-def _forced_error(result: PolicyResult, name: str) -> ApiError:
-    rules = ", ".join(result.rule_ids) or "the policy"
-    return ApiError(
-        500,
-        f"Policy ({rules}) routed this request to `{name[:64]}`, which no backend serves.",
-        "server_error",
-        "policy_unknown_model",
-    )
-
-
 async def evaluate_or_refuse(
     snapshot: Snapshot,
     request: ParsedRequest,
@@ -91,5 +81,6 @@ def enforce(snapshot: Snapshot, result: PolicyResult, ask: Ask) -> Ask:
         return ask
     forced = lookup(snapshot, name, {})
     if forced is None:
-        raise Refusal(_forced_error(result, name), result.rule_ids)
+        what = f"it routes to '{name[:64]}', which is no model or profile this config serves"
+        raise Refusal(policy_config_error(", ".join(result.rule_ids), what), result.rule_ids)
     return forced

@@ -18,6 +18,12 @@ pytestmark = pytest.mark.e2e
 CHAT = "/v1/chat/completions"
 
 
+def team(name: str) -> dict[str, str]:
+    """The demo API key issued to ``name`` (config/api-keys.yaml): how a caller proves
+    its team; a client-sent x-team header is not trusted."""
+    return {"authorization": f"Bearer sk-demo-{name}"}
+
+
 def chat(model: str, text: str = "hello") -> bytes:
     return json.dumps({"model": model, "messages": [{"role": "user", "content": text}]}).encode()
 
@@ -34,12 +40,12 @@ def policy_envoy(
 
 
 def test_allowed_team_model(policy_envoy: EnvoyStack) -> None:
-    status, headers, _ = policy_envoy.post(CHAT, chat("gpt-4o"), {"x-team": "research"})
+    status, headers, _ = policy_envoy.post(CHAT, chat("gpt-4o"), team("research"))
     assert (status, headers["x-demo-backend"]) == (200, "premium")
 
 
 def test_denied_with_reason_and_json(policy_envoy: EnvoyStack) -> None:
-    status, headers, body = policy_envoy.post(CHAT, chat("gpt-4o"), {"x-team": "support"})
+    status, headers, body = policy_envoy.post(CHAT, chat("gpt-4o"), team("support"))
     assert status == 403
     assert headers["content-type"] == "application/json"
     error = json.loads(body)["error"]
@@ -50,7 +56,7 @@ def test_denied_with_reason_and_json(policy_envoy: EnvoyStack) -> None:
 
 def test_team_limited_to_one_backend_lands_there(policy_envoy: EnvoyStack) -> None:
     status, headers, _ = policy_envoy.post(
-        CHAT, chat("auto", "Write a Python quicksort with tests."), {"x-team": "finance"}
+        CHAT, chat("auto", "Write a Python quicksort with tests."), team("finance")
     )
     assert (status, headers["x-demo-backend"]) == (200, "local")
 
@@ -59,7 +65,7 @@ def test_max_tier_caps_auto_routing(policy_envoy: EnvoyStack) -> None:
     status, headers, _ = policy_envoy.post(
         CHAT,
         chat("auto", "Prove that there are infinitely many primes, step by step."),
-        {"x-team": "support"},
+        team("support"),
     )
     assert status == 200
     assert headers["x-demo-backend"] in ("eco", "local")  # max_tier eco
@@ -76,12 +82,10 @@ def test_max_tier_caps_auto_routing(policy_envoy: EnvoyStack) -> None:
 def test_confidential_traffic_stays_in_cluster(
     policy_envoy: EnvoyStack, headers: dict[str, str], text: str
 ) -> None:
-    status, got, _ = policy_envoy.post(CHAT, chat("auto", text), {"x-team": "platform", **headers})
+    status, got, _ = policy_envoy.post(CHAT, chat("auto", text), {**team("platform"), **headers})
     assert (status, got["x-demo-backend"]) == (200, "local")
     # An explicit external model is refused rather than leaked.
-    status, _, body = policy_envoy.post(
-        CHAT, chat("gpt-4o", text), {"x-team": "platform", **headers}
-    )
+    status, _, body = policy_envoy.post(CHAT, chat("gpt-4o", text), {**team("platform"), **headers})
     assert status == 403, body
 
 
@@ -100,18 +104,18 @@ def test_remote_opa_down(
         with routeiq_server(config, workdir) as (proc, port):
             stack = envoy_for(REPO / "envoy" / "routeiq-fail-closed.yaml", workdir, port, backends)
             try:
-                ok = stack.post(CHAT, chat("gpt-4o"), {"x-team": "research"})
+                ok = stack.post(CHAT, chat("gpt-4o"), team("research"))
                 assert ok[0] == 200
-                denied = stack.post(CHAT, chat("gpt-4o"), {"x-team": "support"})
+                denied = stack.post(CHAT, chat("gpt-4o"), team("support"))
                 assert denied[0] == 403  # the remote engine really decides
                 opa.kill()
-                status, headers, body = stack.post(CHAT, chat("gpt-4o"), {"x-team": "support"})
+                status, headers, body = stack.post(CHAT, chat("gpt-4o"), team("support"))
                 if failure_mode == "open":
                     assert (status, headers["x-demo-backend"]) == (200, "premium")
                 else:
                     assert status == 503
                     assert json.loads(body)["error"]["code"] == "policy_unavailable"
-                stack.post(CHAT, chat("gpt-4o"), {"x-team": "support"})
+                stack.post(CHAT, chat("gpt-4o"), team("support"))
                 log = proc.output()
                 assert (
                     log.count("WARNING routeiq policy engine unavailable") == 1

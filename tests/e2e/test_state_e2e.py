@@ -24,7 +24,15 @@ import redis
 from extproc.demo.processes import free_port
 from tests.fixtures.configs import write_config
 from tests.fixtures.redis_server import RedisServer
-from tests.fixtures.stack import LITELLM_KEY, REPO, Backends, EnvoyStack, envoy_for, routeiq_server
+from tests.fixtures.stack import (
+    LITELLM_KEY,
+    REPO,
+    TRUSTED_IDENTITY,
+    Backends,
+    EnvoyStack,
+    envoy_for,
+    routeiq_server,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -95,13 +103,21 @@ def replicas(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[EnvoyStack]:
     """One Envoy whose ext_proc cluster has two RouteIQ replicas (round robin)."""
-    config = write_config(tmp_path_factory.mktemp("state") / "c.yaml", state=STATE)
+    config = write_config(
+        tmp_path_factory.mktemp("state") / "c.yaml", state=STATE, identity=TRUSTED_IDENTITY
+    )
     with ExitStack() as stack:
         ports = [
             stack.enter_context(routeiq_server(config, workdir, redis_env(redis_server)))[1]
             for _ in range(2)
         ]
-        envoy = envoy_for(REPO / "envoy" / "routeiq-fail-closed.yaml", workdir, ports, backends)
+        envoy = envoy_for(
+            REPO / "envoy" / "routeiq-fail-closed.yaml",
+            workdir,
+            ports,
+            backends,
+            trusted_identity=True,
+        )
         stack.callback(envoy.envoy.stop)
         yield envoy
 
@@ -194,7 +210,7 @@ def test_stream_is_accounted_and_client_sees_its_own_stream(replicas: EnvoyStack
 def test_redis_outage_and_recovery(
     workdir: Path, backends: Backends, tmp_path: Path, mode: str
 ) -> None:
-    config = write_config(tmp_path / "c.yaml", state=STATE)
+    config = write_config(tmp_path / "c.yaml", state=STATE, identity=TRUSTED_IDENTITY)
     team = f"team-{uuid.uuid4().hex[:8]}"
     body = chat("gpt-4o-mini", "hello")
     admin = free_port()
@@ -216,7 +232,9 @@ def run_outage(
     body: bytes,
 ) -> None:
     """Kill Redis under load, check the failure mode and the metrics, restart it."""
-    stack = envoy_for(REPO / "envoy" / "routeiq-fail-closed.yaml", workdir, port, backends)
+    stack = envoy_for(
+        REPO / "envoy" / "routeiq-fail-closed.yaml", workdir, port, backends, trusted_identity=True
+    )
     results: list[tuple[float, int]] = []
     stop = threading.Event()
 
@@ -269,9 +287,17 @@ def test_response_over_envoys_buffer_is_not_broken_by_accounting(
             {"name": "tokens", "key": "team", "tokensPerWindow": 10_000_000, "windowSeconds": 60}
         ]
     }
-    config = write_config(tmp_path / "c.yaml", maxBodyBytes=1_000_000, state=budget)
+    config = write_config(
+        tmp_path / "c.yaml", maxBodyBytes=1_000_000, state=budget, identity=TRUSTED_IDENTITY
+    )
     with routeiq_server(config, workdir) as (_, port):
-        stack = envoy_for(REPO / "envoy" / "routeiq-fail-closed.yaml", workdir, port, backends)
+        stack = envoy_for(
+            REPO / "envoy" / "routeiq-fail-closed.yaml",
+            workdir,
+            port,
+            backends,
+            trusted_identity=True,
+        )
         try:
             body = json.dumps({"model": "gpt-4o-mini", "input": ["hi"] * 4500}).encode()
             status, _, raw = stack.post("/v1/embeddings", body, {"x-team": "big"})

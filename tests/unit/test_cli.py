@@ -36,6 +36,7 @@ def test_config_validate_reports_a_cluster_envoy_does_not_route(tmp_path: Path) 
     doc["spec"]["backends"][0]["cluster"] = "nowhere"
     doc["spec"]["policy"]["modules"] = [str(REPO / "policies")]
     doc["spec"]["policy"]["data"] = [str(REPO / "policies" / "data")]
+    doc["spec"]["identity"]["apiKeys"] = str(REPO / "config" / "api-keys.yaml")
     bad = tmp_path / "c.yaml"
     bad.write_text(yaml.safe_dump(doc))
     out = routeiq("config", "validate", str(bad), "--envoy", str(ENVOY))
