@@ -168,6 +168,13 @@ class RoutingConfigSpec(Spec):
     default_backend: str | None = Field(
         None, description="Fail-open target; the first backend when unset."
     )
+    ranker: str = Field(
+        "tier-cost",
+        min_length=1,
+        description="How usable backends are ordered: tier-cost (needed tier first, then "
+        "expected cost of the request), cost (cheapest at or above the needed tier), or a "
+        "ranker from the routeiq.rankers entry-point group.",
+    )
     response_headers: ResponseHeaders = ResponseHeaders()
     usage_accounting: Literal["auto", "always", "off"] = Field(
         "auto",
