@@ -31,7 +31,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from extproc.api.openai import ParsedRequest, match_endpoint, parse_request  # noqa: E402
+from extproc.api.openai import ParsedRequest, parse_request  # noqa: E402
+from extproc.api.paths import match_endpoint  # noqa: E402
 from extproc.config.settings import Settings  # noqa: E402
 from extproc.runtime import Runtime  # noqa: E402
 from tests.kong.harness import Kong, PluginServer, Record, Request  # noqa: E402

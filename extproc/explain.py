@@ -10,7 +10,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from extproc.api.errors import ApiError
-from extproc.api.openai import Endpoint, match_endpoint, parse_request
+from extproc.api.openai import Endpoint, parse_request
+from extproc.api.paths import match_endpoint
 from extproc.config.snapshot import Snapshot
 from extproc.decide import decide
 from extproc.server.admin_views import decision_view

@@ -42,7 +42,6 @@ class Endpoint(enum.StrEnum):
     RESPONSES = "responses"
 
 
-_SUFFIXES = {e.value: e for e in Endpoint}
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,14 +63,6 @@ class ParseLimits:
 
 
 DEFAULT_LIMITS = ParseLimits()
-
-
-def match_endpoint(path: str, prefix: str = "/v1") -> Endpoint | None:
-    """The endpoint a request path names, or None when RouteIQ should not touch it."""
-    path = path.split("?", 1)[0].rstrip("/")
-    if not path.startswith(prefix + "/"):
-        return None
-    return _SUFFIXES.get(path[len(prefix) + 1 :])
 
 
 @dataclass(frozen=True, slots=True)
@@ -407,7 +398,6 @@ __all__ = [
     "ParsedRequest",
     "check_depth",
     "decode_body",
-    "match_endpoint",
     "parse_request",
     "patch_body",
     "rewrite_model",

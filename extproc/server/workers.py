@@ -23,6 +23,7 @@ from pathlib import Path
 
 from extproc.config.settings import Settings
 from extproc.server.admin import AdminServer
+from extproc.server.admin_access import AdminAccess
 from extproc.telemetry.workers import aggregate_metrics
 
 RESTART_DELAY_S = 1.0
@@ -96,7 +97,13 @@ class Supervisor:
         async def ready() -> dict[str, bool]:
             return {f"worker-{i}": p.returncode is None for i, p in self.procs.items()}
 
-        admin = AdminServer(None, metrics=metrics, ready=ready, log=log)
+        admin = AdminServer(
+            None,
+            metrics=metrics,
+            ready=ready,
+            log=log,
+            access=AdminAccess.from_settings(self.settings),
+        )
         await admin.start(self.settings.admin_host, self.settings.admin_port)
         log.info("routeiq supervising %d workers on port %d", n, self.settings.grpc_port)
 

@@ -125,10 +125,19 @@ def test_spoofed_routing_headers_are_stripped(
 
 
 def test_passthrough_paths_are_untouched(envoy: EnvoyStack, backends: Backends) -> None:
-    status, headers, _ = envoy.post("/v1/files", b"{}", {"x-routeiq-cluster": "demo_premium"})
-    assert status == 404  # the demo backend has no /v1/files
+    status, headers, _ = envoy.post(
+        "/not-openai/files", b"{}", {"x-routeiq-cluster": "demo_premium"}
+    )
+    assert status == 404  # the demo backend has no such path
     assert headers["x-demo-backend"] == "eco"  # default route, spoof ignored
     assert "x-routeiq-decision-id" not in headers
+
+
+def test_unknown_paths_under_the_prefix_are_refused(envoy: EnvoyStack) -> None:
+    status, headers, raw = envoy.post("/v1/files", b"{}", {"x-routeiq-cluster": "demo_premium"})
+    assert status == 404
+    assert "x-demo-backend" not in headers  # refused by RouteIQ, never forwarded
+    assert json.loads(raw)["error"]["code"] == "unknown_path"
 
 
 @pytest.mark.parametrize(
@@ -208,12 +217,13 @@ def test_extproc_down(workdir: Path, backends: Backends, fail_open: bool) -> Non
                 assert headers["x-demo-backend"] == "eco"
                 assert backends.received("demo_eco")[-1]["body"]["model"] == "gpt-4o"
             else:
-                assert status == 500
+                assert status == 503  # retryable: the routing service is unavailable
                 assert "x-demo-backend" not in headers
-                # Envoy's own reply, in OpenAI's error format (local_reply_config).
+                # Envoy's own reply, in OpenAI's error format (local_reply_config),
+                # saying what is wrong without Envoy's internal details.
                 assert headers["content-type"] == "application/json"
                 error = json.loads(raw)["error"]
-                assert error["type"] == "proxy_error"
-                assert error["code"].startswith("ext_proc_error")
+                assert error["type"] == "service_unavailable"
+                assert error["code"] == "routing_unavailable"
         finally:
             stack.envoy.stop()

@@ -13,7 +13,8 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from extproc.api.openai import ParsedRequest, match_endpoint, parse_request
+from extproc.api.openai import ParsedRequest, parse_request
+from extproc.api.paths import match_endpoint
 from extproc.config.settings import Settings
 from extproc.config.snapshot import Snapshot, build_snapshot
 from extproc.runtime import Runtime

@@ -8,7 +8,8 @@ import orjson
 import pytest
 
 from extproc.api.errors import ApiError
-from extproc.api.openai import Endpoint, match_endpoint, parse_request, rewrite_model
+from extproc.api.openai import Endpoint, parse_request, rewrite_model
+from extproc.api.paths import match_endpoint
 
 
 def parse(endpoint: Endpoint, body: object) -> object:
