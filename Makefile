@@ -6,7 +6,7 @@ LITELLM_VENV := .venv-litellm
 BIN := $(VENV)/bin
 PIP := $(BIN)/pip --disable-pip-version-check -q
 
-.PHONY: demo test setup lint typecheck bench clean
+.PHONY: demo test setup lint typecheck bench clean chromium
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,7 +26,13 @@ $(LITELLM_VENV)/.installed:
 	$(LITELLM_VENV)/bin/pip --disable-pip-version-check -q install 'litellm[proxy]==1.104.0'
 	touch $@
 
-setup: $(VENV)/.installed $(LITELLM_VENV)/.installed
+# Debian's Chromium and its driver, for the dashboard's browser tests (nothing is
+# downloaded at test time). Root is needed only when they are missing.
+chromium:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver)
+
+setup: $(VENV)/.installed $(LITELLM_VENV)/.installed chromium
 
 demo: $(VENV)/.installed
 	$(BIN)/routeiq demo
@@ -36,6 +42,7 @@ test: setup
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check extproc tests benchmarks
+	$(BIN)/ruff format --check extproc tests benchmarks
 	$(BIN)/mypy
 
 bench: $(VENV)/.installed
