@@ -8,8 +8,8 @@ Prompts: RouteLLM's MMLU responses (the ``prompt`` column: question, options and
 ``extproc.routing.labelled`` reads), the first ``--prompts`` in file order. Three
 measurements in the same run, same router (the config's, default the shipped one):
 
-1. baseline: ``Router.classify`` one request at a time on the first ``--baseline``
-   prompts (the serving path, as ``routeiq score`` worked before batching);
+1. baseline: ``Router.classify`` one request at a time on ``--baseline`` prompts spread
+   evenly over the set (the serving path, as ``routeiq score`` worked before batching);
 2. batched: ``extproc.routing.scoring.classify_many`` (sorted by length, chunks of 8
    through ``Router.classify_batch``, ``spec.routing.threads`` single-threaded workers)
    on all of them;
@@ -72,7 +72,7 @@ def main() -> None:
     chars = sum(len(p) for p in prompts) / len(prompts)
     print(f"{len(prompts)} prompts from {args.data.name}, mean {chars:.0f} characters")
 
-    base = requests[: args.baseline]
+    base = requests[:: max(1, len(requests) // args.baseline)][: args.baseline]  # spread out
     one = _timed(
         "one at a time (Router.classify)", len(base), lambda: [router.classify(r) for r in base]
     )
