@@ -34,6 +34,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import yaml
@@ -156,19 +157,22 @@ def targets(rows: dict[str, Row], direct: dict[int, LoadResult]) -> list[str]:
 
 
 def with_routing_threads(config: Path, threads: int, work: Path) -> Path:
-    """A copy of ``config`` in ``work`` with ``spec.routing.threads`` set; the policy
-    and model paths it names relative to its own directory are made absolute."""
-    doc = yaml.safe_load(config.read_text())
-    spec = doc["spec"]
+    """A copy of ``config`` in ``work`` with ``spec.routing.threads`` set; every value
+    naming a file or directory relative to the config's own directory is made absolute."""
     base = config.resolve().parent
-    policy = spec.get("policy") or {}
-    for key in ("modules", "data"):
-        if key in policy:
-            policy[key] = [str(base / p) for p in policy[key]]
-    routing = spec.setdefault("routing", {})
-    if "modelsDir" in routing:
-        routing["modelsDir"] = str(base / routing["modelsDir"])
-    routing["threads"] = threads
+
+    def rebase(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: rebase(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [rebase(v) for v in value]
+        if isinstance(value, str) and value and not value.startswith("/"):
+            candidate = base / value
+            return str(candidate) if candidate.exists() else value
+        return value
+
+    doc = rebase(yaml.safe_load(config.read_text()))
+    doc["spec"].setdefault("routing", {})["threads"] = threads
     out = work / f"routeiq-threads-{threads}.yaml"
     out.write_text(yaml.safe_dump(doc, sort_keys=False))
     return out
