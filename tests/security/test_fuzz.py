@@ -59,8 +59,8 @@ def _report(tally: Tally) -> str:
     outcomes = ", ".join(f"{k}: {v}" for k, v in sorted(tally.outcomes.items()))
     return (
         f"{tally.cases} inputs (seed {SEED}); {outcomes}; {tally.exceptions} exceptions; "
-        f"{len(tally.violations)} violations; max {tally.max_s * 1000:.1f} ms per input "
-        f"({tally.slowest})"
+        f"{len(tally.violations)} violations; max per input: {tally.max_s * 1000:.1f} ms wall "
+        f"({tally.slowest}), {tally.max_cpu_s * 1000:.1f} ms loop CPU ({tally.most_cpu})"
     )
 
 
