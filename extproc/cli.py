@@ -155,6 +155,33 @@ def _cmd_config_docs(args: argparse.Namespace) -> int:
     return 0
 
 
+def parse_headers(items: Sequence[str], option: str = "--header") -> dict[str, str]:
+    """``'name: value'`` strings as a dict; a malformed one is a ValueError naming it."""
+    headers: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition(":")
+        if not sep or not name.strip() or " " in name.strip():
+            raise ValueError(
+                f"{option} {item!r} is not 'name: value' (e.g. {option} 'x-team: support')"
+            )
+        headers[name.strip().lower()] = value.strip()
+    return headers
+
+
+def read_body(path: str, option: str = "--body") -> bytes:
+    """The bytes of ``path`` ('-': stdin); an unreadable file is a ValueError naming it."""
+    if path == "-":
+        if sys.stdin.isatty():
+            print("routeiq: reading the request body from stdin (end with Ctrl-D)", file=sys.stderr)
+        return sys.stdin.buffer.read()
+    from pathlib import Path
+
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise ValueError(f"cannot read {option} {path}: {exc.strerror or exc}") from None
+
+
 def _cmd_explain(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
@@ -162,9 +189,12 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     from extproc.config.snapshot import build_snapshot
     from extproc.explain import explain_request
 
-    body = sys.stdin.buffer.read() if args.body == "-" else Path(args.body).read_bytes()
-    headers = dict(h.split(":", 1) for h in args.header)
-    headers = {k.strip(): v.strip() for k, v in headers.items()}
+    try:
+        headers = parse_headers(args.header)
+        body = read_body(args.body)
+    except ValueError as exc:
+        print(f"routeiq explain: {exc}", file=sys.stderr)
+        return 2
     try:
         snapshot = build_snapshot(Path(args.config))
     except ConfigError as exc:

@@ -1,7 +1,9 @@
 """``routeiq explain``: the full decision for one request body, nothing forwarded.
 
 Same view as the admin port's ``POST /v1/explain``; without a state store, so no
-budget is charged and no session pinned.
+budget is charged and no session pinned. :func:`why` adds the decision in words: what
+was asked, what tier it needed, which backend serves it and, when that backend's tier
+is not the needed one, why (no usable backend on that tier, or what excluded them).
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ from typing import Any
 from extproc.api.errors import ApiError
 from extproc.api.openai import Endpoint, parse_request
 from extproc.api.paths import match_endpoint
+from extproc.config.schema import Tier
 from extproc.config.snapshot import Snapshot
 from extproc.decide import decide
+from extproc.decision import Decision, Outcome
 from extproc.server.admin_views import decision_view
 
 
@@ -32,5 +36,65 @@ async def explain_request(
         return {
             "outcome": "denied",
             "error": {"status": error.status, "code": error.code, "message": error.message},
+            "why": f"refused before deciding: {error.status} {error.code}: {error.message}",
         }
-    return decision_view(await decide(parsed, snapshot))
+    decision = await decide(parsed, snapshot)
+    return {"why": why(decision, snapshot), **decision_view(decision)}
+
+
+def _asked(d: Decision) -> str:
+    c = d.classification
+    if d.profile is None:
+        return (
+            f"model '{d.requested_model}' (explicit) is served by the strongest backend serving it"
+        )
+    if c is not None:
+        return f"profile {d.profile}: category {c.category} needs tier {d.needed_tier}"
+    return f"profile {d.profile} asks for tier {d.needed_tier}"
+
+
+def _policy_notes(d: Decision) -> list[str]:
+    notes = []
+    if d.findings:
+        found = ", ".join(f"{k}={v}" for k, v in sorted(d.findings.items()))
+        notes.append(f"detectors found {found}")
+    p = d.policy
+    if p is not None and (p.rule_ids or not p.allowed):
+        rules = ", ".join(p.rule_ids) or "no rule id"
+        notes.append(f"policy ({rules}): {p.reason or p.message or 'no reason given'}")
+    return notes
+
+
+def _tier_gap(d: Decision, snapshot: Snapshot) -> str | None:
+    """Why the serving backend's tier differs from the needed one (None: it does not)."""
+    if d.tier is None or d.needed_tier is None or d.tier == d.needed_tier:
+        return None
+    on_tier = [b.name for b in snapshot.spec.backends if b.tier.value == d.needed_tier]
+    if not on_tier:
+        reason = f"no backend of this config has tier {d.needed_tier}"
+    else:
+        dropped = "; ".join(f"{n}: {d.excluded.get(n, 'ranked lower')}" for n in on_tier)
+        reason = f"the {d.needed_tier} backends could not serve it ({dropped})"
+    above = Tier(d.tier).rank > Tier(d.needed_tier).rank
+    where = "the closest tier above" if above else "the closest below: none at or above"
+    return f"{reason}, so {d.backend} ({where}, tier {d.tier}) serves it"
+
+
+def why(d: Decision, snapshot: Snapshot) -> str:
+    """The decision in one or two sentences of plain words."""
+    if d.outcome is Outcome.DENIED:
+        assert d.error is not None
+        parts = [f"refused {d.error.status} {d.error.code or d.error.type}: {d.error.message}"]
+        return "; ".join(parts + _policy_notes(d))
+    if d.outcome is Outcome.FAILED_OPEN:
+        return f"deciding failed ({', '.join(d.reasons)}); failure mode open: {d.backend}"
+    parts = [_asked(d)]
+    parts += _policy_notes(d)
+    if d.excluded:
+        parts.append("excluded " + ", ".join(f"{n} ({r})" for n, r in d.excluded.items()))
+    gap = _tier_gap(d, snapshot)
+    served = f"{d.backend} (tier {d.tier}, model {d.upstream_model})"
+    parts.append(gap or f"-> {served}")
+    if gap is not None:
+        parts.append(f"model {d.upstream_model}")
+    return "; ".join(parts)

@@ -57,6 +57,12 @@ class ServedModel(Spec):
 
     name: str = Field(min_length=1)
     upstream: str | None = None
+    reasoning: bool = Field(
+        False,
+        description="A reasoning model (o1/o3, DeepSeek-R1...): serves the reasoning profile "
+        "on this backend instead of the first model; the backend must list the reasoning "
+        "capability.",
+    )
 
     @property
     def upstream_name(self) -> str:
@@ -95,7 +101,8 @@ class Backend(Spec):
     models: tuple[ServedModel, ...] = Field(
         min_length=1,
         description="Models served: names, or {name, upstream} when the backend's own name "
-        "differs. The first one serves auto/profile requests.",
+        "differs. The first one serves auto/profile requests (reasoning: the model marked "
+        "reasoning).",
     )
     tier: Tier = Field(Tier.STANDARD, description="free < eco < standard < premium.")
     cost: Cost = Field(Cost(), description="USD per million input/output tokens.")
@@ -116,6 +123,16 @@ class Backend(Spec):
         if isinstance(value, list | tuple):
             return tuple({"name": v} if isinstance(v, str) else v for v in value)
         return value
+
+    @model_validator(mode="after")
+    def _reasoning_capability(self) -> Backend:
+        marked = [m.name for m in self.models if m.reasoning]
+        if marked and "reasoning" not in self.capabilities:
+            raise ValueError(
+                f"model '{marked[0]}' is marked reasoning: add 'reasoning' to the backend's "
+                "capabilities"
+            )
+        return self
 
     @property
     def default_model(self) -> ServedModel:

@@ -9,7 +9,12 @@ from extproc.api.errors import model_not_found
 from extproc.config.schema import Backend
 from extproc.config.snapshot import Snapshot
 from extproc.pipeline.refusal import Refusal
-from extproc.routing.profiles import Profile, profile_from_header, profile_from_model
+from extproc.routing.profiles import (
+    Profile,
+    profile_from_header,
+    profile_from_model,
+    profile_model,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,11 +43,12 @@ def lookup(snapshot: Snapshot, model: str, headers: Mapping[str, str]) -> Ask | 
     if profile is Profile.AUTO:
         profile = profile_from_header(headers) or profile
     backends = snapshot.spec.backends
+    models = {b.name: profile_model(b, profile) for b in backends}
     return Ask(
         profile,
         backends,
-        {b.name: b.default_model.upstream_name for b in backends},
-        {b.name: b.default_model.name for b in backends},
+        {name: m.upstream_name for name, m in models.items()},
+        {name: m.name for name, m in models.items()},
     )
 
 

@@ -271,9 +271,17 @@ def run_replay(args: argparse.Namespace) -> int:
 
 def run_train(args: argparse.Namespace) -> int:
     """Handler of ``routeiq train`` (lazy import: scikit-learn is not a serving dependency)."""
-    from extproc.routing.training_run import train_command
+    missing = [p for p in [*args.data, *args.extra] if not p.is_file()]
+    if missing:
+        raise ToolError(f"cannot read {missing[0]}: no such file")
+    try:
+        from extproc.routing.training_run import train_command
 
-    code: int = train_command(args)
+        code: int = train_command(args)
+    except ImportError as exc:
+        raise ToolError(f"train needs the training extras ({exc.name or exc})", 2) from None
+    except (OSError, ValueError, KeyError) as exc:
+        raise ToolError(f"{type(exc).__name__}: {exc}") from None
     return code
 
 

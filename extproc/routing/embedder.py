@@ -17,7 +17,7 @@ scoring bypass it.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -97,13 +97,21 @@ class Embedder:
             mask[row, : len(enc.ids)] = enc.attention_mask
         return self._run(ids, mask)
 
-    def embed_many(self, texts: Sequence[str], batch: int = 32) -> npt.NDArray[np.float32]:
-        """Like ``embed_batch`` in chunks sorted by length, so padding stays small."""
+    def embed_many(
+        self,
+        texts: Sequence[str],
+        batch: int = 32,
+        on_batch: Callable[[int], object] | None = None,
+    ) -> npt.NDArray[np.float32]:
+        """Like ``embed_batch`` in chunks sorted by length, so padding stays small;
+        ``on_batch(n)`` is called after each chunk of ``n`` texts (progress counters)."""
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         out = np.zeros((len(texts), self.dimensions), dtype=np.float32)
         for start in range(0, len(order), batch):
             idx = order[start : start + batch]
             out[idx] = self.embed_batch([texts[i] for i in idx])
+            if on_batch is not None:
+                on_batch(len(idx))
         return out
 
     def _run(self, ids: npt.NDArray[np.int64], mask: npt.NDArray[np.int64]) -> Vector:

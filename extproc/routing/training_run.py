@@ -25,6 +25,7 @@ from extproc.routing.artefacts import sha256_file
 from extproc.routing.datasets import file_sha256, holdout, read_labelled, read_strong_weak
 from extproc.routing.embedder import load_embedder
 from extproc.routing.metrics import accuracy, strong_weak_report
+from extproc.routing.progress import Progress
 from extproc.routing.router import default_models_dir
 from extproc.routing.train import fit, fit_model, save_model
 
@@ -41,6 +42,12 @@ def _params(items: Sequence[str]) -> dict[str, Any]:
         key, _, value = item.partition("=")
         out[key] = json.loads(value)
     return out
+
+
+def _embed(emb: Any, texts: list[str], label: str = "embed") -> Any:
+    """``emb.embed_many(texts)`` with a progress counter on a terminal (silent otherwise)."""
+    with Progress(label, len(texts)) as progress:
+        return emb.embed_many(texts, on_batch=progress.advance)
 
 
 def _licence(path: Path) -> str:
@@ -75,12 +82,12 @@ def _categories(
     data = read_labelled(args.data)
     extra = read_labelled(args.extra) if args.extra else None
     test = np.array([holdout(t, args.holdout) for t in data.texts])
-    x = emb.embed_many(list(data.texts))
+    x = _embed(emb, list(data.texts))
     y = np.array(data.labels)
     g = np.array(data.groups)
     xt, yt, gt = x[~test], list(y[~test]), list(g[~test])
     if extra is not None:
-        xt = np.concatenate([xt, emb.embed_many(list(extra.texts))])
+        xt = np.concatenate([xt, _embed(emb, list(extra.texts), "embed extra")])
         yt += list(extra.labels)
         gt += ["own"] * len(extra.labels)
     classes, arrays, fitted = fit(args.strategy, xt, yt, gt, params)
@@ -101,7 +108,7 @@ def _strong_weak(
     from sklearn.model_selection import GroupKFold
 
     sw = read_strong_weak(args.data, args.strong, args.weak)
-    x = emb.embed_many(list(sw.texts))
+    x = _embed(emb, list(sw.texts))
     y = ["strong" if w < 0.5 else "weak" for w in sw.weak]
     groups = np.array(sw.groups)
     scores = np.zeros(len(y))

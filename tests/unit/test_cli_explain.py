@@ -1,0 +1,116 @@
+"""Profiles as ``routeiq explain`` shows them: which backend and model each profile gets
+under the demo config, what the headers say, and the decision in words."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from extproc.config.errors import ConfigError
+from extproc.config.snapshot import Snapshot, build_snapshot
+from extproc.explain import explain_request
+from extproc.pipeline.ask import resolve
+
+REPO = Path(__file__).resolve().parents[2]
+CONFIG = REPO / "config" / "routeiq.yaml"
+
+
+@pytest.fixture(scope="module")
+def demo() -> Iterator[Snapshot]:
+    snapshot = build_snapshot(CONFIG)
+    yield snapshot
+    snapshot.close()
+
+
+async def explain(snapshot: Snapshot, model: str, text: str = "hi", **headers: str) -> Any:
+    body = json.dumps({"model": model, "messages": [{"role": "user", "content": text}]})
+    return await explain_request(snapshot, body.encode(), headers)
+
+
+@pytest.mark.parametrize(
+    ("model", "backend", "upstream", "needed"),
+    [
+        ("standard", "premium", "gpt-4o", "standard"),
+        ("routeiq/standard", "premium", "gpt-4o", "standard"),
+        ("premium", "premium", "gpt-4o", "premium"),
+        ("reasoning", "premium", "o3-2025-04-16", "premium"),
+        ("routeiq/reasoning", "premium", "o3-2025-04-16", "premium"),
+        ("free", "local", "meta-llama/Llama-3.1-8B-Instruct", "free"),
+    ],
+)
+async def test_fixed_tier_profiles(
+    demo: Snapshot, model: str, backend: str, upstream: str, needed: str
+) -> None:
+    doc = await explain(demo, model)
+    assert doc["outcome"] == "routed", doc
+    assert (doc["backend"], doc["upstream_model"]) == (backend, upstream)
+    headers = doc["response_headers"]
+    assert headers["x-routeiq-needed-tier"] == needed
+    assert headers["x-routeiq-tier"] == demo.backends[backend].tier.value
+    assert headers["x-routeiq-routed-profile"] == model.removeprefix("routeiq/")
+
+
+async def test_standard_without_a_standard_backend_says_why(demo: Snapshot) -> None:
+    doc = await explain(demo, "standard")
+    assert "no backend of this config has tier standard" in doc["why"]
+    assert "premium (the closest tier above, tier premium)" in doc["why"]
+
+
+async def test_auto_coding_goes_up_and_says_why(demo: Snapshot) -> None:
+    doc = await explain(demo, "auto", "Write a Python function that reverses a linked list.")
+    assert doc["category"] == "coding"
+    assert doc["response_headers"]["x-routeiq-needed-tier"] == "standard"
+    assert doc["response_headers"]["x-routeiq-tier"] == "premium"
+    assert doc["why"].startswith("profile auto: category coding needs tier standard")
+    assert "no backend of this config has tier standard" in doc["why"]
+
+
+async def test_eco_is_served_by_eco_and_the_tier_header_says_so(demo: Snapshot) -> None:
+    doc = await explain(demo, "eco", "Prove that there are infinitely many primes.")
+    assert doc["backend"] == "eco"
+    assert doc["response_headers"]["x-routeiq-tier"] == "eco"
+
+
+async def test_profile_header_with_auto(demo: Snapshot) -> None:
+    doc = await explain(demo, "auto", **{"x-routeiq-profile": "reasoning"})
+    assert (doc["profile"], doc["upstream_model"]) == ("reasoning", "o3-2025-04-16")
+
+
+async def test_why_names_the_policy_note(demo: Snapshot) -> None:
+    doc = await explain(demo, "auto", "Refund card 4111 1111 1111 1111 and close the ticket.")
+    assert doc["backend"] == "local"
+    assert "detectors found payment_card=1" in doc["why"]
+    assert "kept in-cluster" in doc["why"]
+    assert "eco (not in-cluster)" in doc["why"]
+
+
+async def test_why_of_a_refusal(demo: Snapshot) -> None:
+    doc = await explain(demo, "gpt-9")
+    assert doc["why"].startswith("refused 404 model_not_found")
+    bad = await explain_request(demo, b"{", {})
+    assert bad["why"].startswith("refused before deciding: 400")
+
+
+def test_reasoning_models_without_the_capability_are_refused(tmp_path: Path) -> None:
+    doc = yaml.safe_load(CONFIG.read_text())
+    doc["spec"]["backends"][1]["capabilities"] = ["tools", "json"]
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    with pytest.raises(ConfigError, match="model 'o3' is marked reasoning"):
+        build_snapshot(path, with_policy=False, with_router=False)
+
+
+def test_reasoning_without_a_marked_model_takes_the_first(tmp_path: Path) -> None:
+    doc = yaml.safe_load(CONFIG.read_text())
+    doc["spec"]["backends"][1]["models"] = ["gpt-4o", "o3"]
+    del doc["spec"]["policy"], doc["spec"]["identity"]
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    snapshot = build_snapshot(path, with_router=False)
+    assert resolve(snapshot, "reasoning", {}).upstream_models["premium"] == "gpt-4o"
+    snapshot.close()
