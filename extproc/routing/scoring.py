@@ -6,11 +6,10 @@ comes from.
   defaults), with the command-line overrides (``--strategy``, ``--models-dir``), and the
   directory relative paths are resolved against.
 * :func:`load_router`: that router, with the ``auto`` knob moved by ``--premium-share``.
-* :func:`classify_many`: classifications of many requests, batched: prompts are sorted by
-  length and classified in small chunks with ``Router.classify_batch`` (one batched
-  embedding per chunk, little padding), several chunks in parallel on single-threaded
-  onnxruntime runs (``load_router(..., batch_workers=True)``), results returned in input
-  order; progress on a terminal.
+* :func:`classify_many`: classifications of many requests through
+  ``Router.classify_batch``, several calls in parallel on single-threaded onnxruntime
+  runs (``load_router(..., batch_workers=True)``), results returned in input order;
+  progress on a terminal.
 * :func:`read_prompt_lines` / :func:`request_of`: the ``routeiq score`` input
   (``{"id", "prompt"}`` or an OpenAI request body per line).
 
@@ -39,10 +38,12 @@ from extproc.routing.progress import Progress
 from extproc.routing.router import Classification, Router, build_router
 from extproc.routing.spec import RoutingSpec
 
-# Requests per classify_batch call. Prompts are sorted by length first, so a chunk pads
-# little; small chunks cost the least CPU per prompt with the int8 model (measured: 11 ms
-# at 4-8 per batch, 15-17 ms at 32-64; docs/routing.md "Scoring prompts").
-CHUNK = 8
+# Requests per classify_batch call. 1: the int8 model's dynamic quantisation scales each
+# batch as a whole, so a text embedded in a batch of 4-8 got another category than the
+# serving path for 6% of MMLU prompts, and batches cost no less CPU per prompt here (11-12
+# ms at 1-8, 15-17 ms at 32-64). Throughput comes from the parallel workers instead
+# (docs/routing.md, "Scoring prompts").
+CHUNK = 1
 
 
 class ToolError(Exception):
@@ -149,12 +150,16 @@ def classify_many(
     profile: str | None = None,
     label: str = "classify",
     workers: int = 1,
+    chunk: int | None = None,
 ) -> list[Classification]:
-    """Classifications of ``requests`` in their order: sorted by prompt length, cut into
-    chunks of :data:`CHUNK`, each chunk one ``Router.classify_batch`` call, ``workers``
-    chunks at a time (onnxruntime runs outside the GIL)."""
+    """Classifications of ``requests`` in their order: sorted by prompt length (chunks
+    larger than one then pad little), cut into chunks of ``chunk`` (default
+    :data:`CHUNK`), each chunk one ``Router.classify_batch`` call, ``workers`` chunks at a
+    time (onnxruntime runs outside the GIL). With chunks of one the results are those of
+    the serving path, ``Router.classify``, exactly."""
     order = sorted(range(len(requests)), key=lambda i: len(requests[i].last_user_text))
-    chunks = [order[start : start + CHUNK] for start in range(0, len(order), CHUNK)]
+    size = chunk or CHUNK
+    chunks = [order[start : start + size] for start in range(0, len(order), size)]
     out: list[Classification | None] = [None] * len(requests)
 
     def batch(idx: list[int]) -> list[Classification]:
