@@ -24,6 +24,7 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeAlias
 
 from extproc.config.errors import ConfigError
 from extproc.routing.classifiers import STRATEGIES
@@ -42,9 +43,10 @@ from extproc.routing.scoring import (
 )
 
 Handler = Callable[[argparse.Namespace], int]
+Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: Subparsers) -> None:
     """Add ``score``, ``eval``, ``replay`` and ``train`` to the ``routeiq`` parser."""
     s = _parser(
         subparsers,
@@ -55,7 +57,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     s.add_argument("--input", required=True, help="JSONL file, or '-' for stdin")
     s.add_argument("--output", required=True, help="JSONL file, or '-' for stdout")
     _router_options(s)
+    _register_eval(subparsers)
+    _register_replay(subparsers)
+    _register_train(subparsers)
 
+
+def _register_eval(subparsers: Subparsers) -> None:
     e = _parser(
         subparsers,
         "eval",
@@ -87,6 +94,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         help="with --input: only rows of the held-out split (percent)",
     )
 
+
+def _register_replay(subparsers: Subparsers) -> None:
     r = _parser(
         subparsers,
         "replay",
@@ -113,6 +122,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     )
     r.add_argument("--json", action="store_true")
 
+
+def _register_train(subparsers: Subparsers) -> None:
     t = _parser(subparsers, "train", run_train, "train a routing artefact (needs scikit-learn)")
     t.add_argument("--strategy", choices=STRATEGIES, required=True)
     t.add_argument("--data", type=Path, nargs="+", required=True, help="JSONL/CSV/JSON files")
@@ -132,7 +143,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 
 def _parser(
-    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+    subparsers: Subparsers,
     name: str,
     handler: Handler,
     help_text: str,

@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from extproc.routing.eval_report import Evaluation
 from extproc.routing.scoring import ToolError
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 
 def require_matplotlib() -> None:
@@ -33,54 +37,14 @@ def write_plot(ev: Evaluation, path: Path, title: str | None = None) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    r = ev.report
     fig, ax = plt.subplots(figsize=(8, 5.5))
     try:
-        ax.plot(
-            100 * ev.fine.share,
-            ev.fine.quality,
-            color="tab:blue",
-            label=f"router (APGR {r.apgr:.3f})",
-        )
-        ax.plot(100 * r.curve.share, r.curve.quality, "o", color="tab:blue", markersize=4)
-        ax.plot(
-            100 * ev.random.share,
-            ev.random.quality,
-            "--",
-            color="grey",
-            label="random (APGR 0.500)",
-        )
-        ax.plot(
-            100 * ev.oracle.share,
-            ev.oracle.quality,
-            ":",
-            color="tab:green",
-            label=f"oracle (APGR {r.oracle_apgr:.3f})",
-        )
-        ax.axhline(r.gap.strong, color="tab:red", linewidth=0.8, label=f"always {ev.pair.strong}")
-        ax.axhline(r.gap.weak, color="black", linewidth=0.8, label=f"always {ev.pair.weak}")
-        if r.default is not None:
-            ax.plot(
-                100 * r.default.share,
-                r.default.quality,
-                "*",
-                color="tab:orange",
-                markersize=14,
-                label="config's operating point",
-            )
-        for c in r.calibration:
-            ax.plot(100 * c.point.share, c.point.quality, "x", color="tab:purple")
-            ax.annotate(
-                f"asked {100 * c.asked:.0f}%",
-                (100 * c.point.share, c.point.quality),
-                textcoords="offset points",
-                xytext=(4, -12),
-                fontsize=8,
-            )
+        _curves(ax, ev)
+        _points(ax, ev)
         ax.set_xlabel("premium (strong model) calls, %")
         ax.set_ylabel("quality (mean score)")
         ax.set_xlim(0, 100)
-        ax.set_title(title or f"{ev.pair.strong} vs {ev.pair.weak}, {r.n} prompts")
+        ax.set_title(title or f"{ev.pair.strong} vs {ev.pair.weak}, {ev.report.n} prompts")
         ax.grid(alpha=0.3)
         ax.legend(loc="lower right", fontsize=8)
         fig.tight_layout()
@@ -90,3 +54,45 @@ def write_plot(ev: Evaluation, path: Path, title: str | None = None) -> None:
             raise ToolError(f"cannot write {path}: {exc.strerror}") from None
     finally:
         plt.close(fig)
+
+
+def _curves(ax: Axes, ev: Evaluation) -> None:
+    r = ev.report
+    ax.plot(
+        100 * ev.fine.share, ev.fine.quality, color="tab:blue", label=f"router (APGR {r.apgr:.3f})"
+    )
+    ax.plot(100 * r.curve.share, r.curve.quality, "o", color="tab:blue", markersize=4)
+    ax.plot(
+        100 * ev.random.share, ev.random.quality, "--", color="grey", label="random (APGR 0.500)"
+    )
+    ax.plot(
+        100 * ev.oracle.share,
+        ev.oracle.quality,
+        ":",
+        color="tab:green",
+        label=f"oracle (APGR {r.oracle_apgr:.3f})",
+    )
+    ax.axhline(r.gap.strong, color="tab:red", linewidth=0.8, label=f"always {ev.pair.strong}")
+    ax.axhline(r.gap.weak, color="black", linewidth=0.8, label=f"always {ev.pair.weak}")
+
+
+def _points(ax: Axes, ev: Evaluation) -> None:
+    r = ev.report
+    if r.default is not None:
+        ax.plot(
+            100 * r.default.share,
+            r.default.quality,
+            "*",
+            color="tab:orange",
+            markersize=14,
+            label="config's operating point",
+        )
+    for c in r.calibration:
+        ax.plot(100 * c.point.share, c.point.quality, "x", color="tab:purple")
+        ax.annotate(
+            f"asked {100 * c.asked:.0f}%",
+            (100 * c.point.share, c.point.quality),
+            textcoords="offset points",
+            xytext=(4, -12),
+            fontsize=8,
+        )
