@@ -106,7 +106,7 @@ def report(rows: list[Row], direct: dict[int, LoadResult], floor: Row) -> list[s
     floor_added = floor.load.pct(50) - direct[floor.rate].pct(50)
     out = [
         f"{'path':<34}{'rate/s':>7}{'ok':>6}{'fail':>5}"
-        f"{'p50':>7}{'p90':>7}{'p99':>7}{'+p50':>7}{'+p90':>7}{'+p99':>7}"
+        f"{'p50':>8}{'p90':>8}{'p99':>8}{'+p50':>8}{'+p90':>8}{'+p99':>8}"
         f"{'CPU ms':>8}{'+p50/floor':>11}{'CPU/floor':>10}"
     ]
     for row in rows:
@@ -116,8 +116,8 @@ def report(rows: list[Row], direct: dict[int, LoadResult], floor: Row) -> list[s
         cpu_ratio = None if row.cpu_ms is None or not floor.cpu_ms else row.cpu_ms / floor.cpu_ms
         out.append(
             f"{row.name:<34}{row.rate:>7}{row.load.latencies_ms.size:>6}{row.load.failed:>5}"
-            + "".join(_fmt(row.load.pct(q), 7) for q in qs)
-            + "".join(_fmt(None if is_base else a, 7) for a in added)
+            + "".join(_fmt(row.load.pct(q), 8) for q in qs)
+            + "".join(_fmt(None if is_base else a, 8) for a in added)
             + _fmt(row.cpu_ms, 8, 3)
             + _fmt(None if is_base else added[0] / floor_added, 11)
             + _fmt(cpu_ratio, 10)
