@@ -1,5 +1,5 @@
 """The decision as a pipeline of named stages: identify -> resolve -> analyze -> policy
--> route -> charge -> respond.
+-> cache -> route -> charge -> respond (a cache hit ends at cache: a ``CACHED`` decision).
 
 No gRPC, HTTP or Kong here: adapters turn a ``Decision`` into proxy instructions.
 Shared state (budgets, affinity, health) comes in as a ``StateStore`` (``None``: the
@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from extproc import headers as h
 from extproc.api.errors import ApiError
@@ -23,6 +24,7 @@ from extproc.config.snapshot import Snapshot
 from extproc.decision import Decision, Outcome
 from extproc.pipeline.analyze import NOTHING, Analysis, analyze
 from extproc.pipeline.ask import Ask, resolve
+from extproc.pipeline.cache import cached_decision, charge_hit, consult, result_headers
 from extproc.pipeline.charge import BudgetRefusal, Charge, charge
 from extproc.pipeline.offload import InlineOffload, Offload
 from extproc.pipeline.policy import enforce, evaluate_or_refuse
@@ -31,6 +33,10 @@ from extproc.pipeline.respond import instructions
 from extproc.pipeline.route import Route, route
 from extproc.policy import PolicyResult
 from extproc.state.types import StateStore
+
+if TYPE_CHECKING:
+    from extproc.cache.service import AnswerCache
+    from extproc.cache.types import CacheResult
 
 _INLINE = InlineOffload()
 
@@ -48,6 +54,7 @@ class _Progress:
     analysis: Analysis = NOTHING
     policy: PolicyResult | None = None
     chosen: Route | None = None
+    cache: CacheResult | None = None
 
 
 async def decide(
@@ -57,6 +64,7 @@ async def decide(
     state: StateStore | None = None,
     decision_id: str | None = None,
     offload: Offload | None = None,
+    cache: AnswerCache | None = None,
 ) -> Decision:
     """Decide where ``request`` goes under ``snapshot``; never raises for bad input.
 
@@ -69,11 +77,15 @@ async def decide(
     did = decision_id or new_decision_id()
     p = _Progress()
     try:
-        paid = await _stages(request, snapshot, state, offload or _INLINE, p)
+        paid = await _stages(request, snapshot, state, offload or _INLINE, p, cache)
     except BudgetRefusal as refusal:
         return _denied(did, snapshot, request, refusal, p, started, refusal.charge)
     except Refusal as refusal:
         return _denied(did, snapshot, request, refusal, p, started)
+    if p.cache is not None and p.cache.hit:
+        assert p.ask is not None
+        a, pol, c = p.analysis, p.policy, p.cache
+        return cached_decision(did, snapshot, request, p.caller, p.ask, a, pol, c, paid, started)
     return _routed(did, snapshot, request, p, paid, started)
 
 
@@ -83,6 +95,7 @@ async def _stages(
     state: StateStore | None,
     offload: Offload,
     p: _Progress,
+    cache: AnswerCache | None = None,
 ) -> Charge:
     spec = snapshot.spec
     try:
@@ -105,6 +118,9 @@ async def _stages(
         asked, p.ask = p.ask, enforce(snapshot, p.policy, p.ask)
         if p.ask is not asked:
             await _classify_forced(snapshot, request, p, offload)
+    p.cache = await consult(snapshot, request, p.caller, p.ask, p.policy, cache, offload)
+    if p.cache is not None and p.cache.answer is not None:
+        return await charge_hit(snapshot, request, p.caller, p.ask, p.cache.answer, state)
     p.chosen = await route(
         snapshot, request, p.caller, p.ask, p.analysis.classification, p.policy, state
     )
@@ -208,7 +224,7 @@ def _routed(
         reasons=_reasons(p),
         rule_ids=p.policy.rule_ids if p.policy is not None else (),
         upstream_headers=out.upstream_headers,
-        response_headers=out.response_headers,
+        response_headers=out.response_headers + result_headers(p.cache),
         accounting=out.accounting,
         strip_usage_chunk=out.strip_usage_chunk,
         prompt_tokens=request.prompt_tokens,
@@ -222,6 +238,7 @@ def _routed(
         affinity=chosen.backend.name if chosen.affinity_applied else None,
         degraded=p.analysis.degraded,
         decide_ms=(time.perf_counter() - started) * 1000,
+        cache=p.cache,
     )
 
 

@@ -17,6 +17,7 @@ from extproc.explain_doc import explain_document
 
 if TYPE_CHECKING:
     from extproc.api.identity import Caller
+    from extproc.cache.types import CacheResult
     from extproc.policy.result import PolicyResult
     from extproc.routing.router import Classification
     from extproc.state.types import Reservation
@@ -28,6 +29,7 @@ class Outcome(enum.StrEnum):
     ROUTED = "routed"  # forward to ``backend`` with the mutations below
     DENIED = "denied"  # answer ``error`` without reaching a backend
     FAILED_OPEN = "failed_open"  # a dependency failed; routed to the default backend anyway
+    CACHED = "cached"  # answered from the answer cache: ``cache.body``, status 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +87,7 @@ class Decision:
     budget_refused_by: tuple[str, ...] = ()
     degraded: tuple[str, ...] = ()
     decide_ms: float = 0.0
+    cache: CacheResult | None = None  # the cache stage's result (None: no cache configured)
 
     @property
     def allowed(self) -> bool:
@@ -103,4 +106,7 @@ class Decision:
     @property
     def explain(self) -> Mapping[str, Any]:
         """The structured reasoning as a JSON-ready document (built on each access)."""
-        return explain_document(self)
+        doc = explain_document(self)
+        if self.cache is not None:
+            doc["cache"] = self.cache.explain()
+        return doc

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 
 from extproc.api.openai import ParsedRequest
 from extproc.api.usage import Usage
+from extproc.cache.capture import Captured
+from extproc.cache.service import AnswerCache
 from extproc.config.settings import Settings
 from extproc.config.snapshot import Snapshot, build_snapshot
 from extproc.cost.accountant import CostBook
@@ -57,6 +59,7 @@ class Runtime:
     _policy_down: bool = False
     _degraded_logged: dict[str, float] = field(default_factory=dict)
     costs: CostBook = field(default_factory=CostBook)
+    cache: AnswerCache | None = None
 
     @classmethod
     def create(cls, settings: Settings, *, instance: str | None = None) -> Runtime:
@@ -74,6 +77,8 @@ class Runtime:
             settings.analysis_timeout_ms / 1000,
             settings.analysis_max_pending,
         )
+        cache = AnswerCache(settings, logger=log)
+        cache.export(telemetry.meter_provider.get_meter("routeiq.cache"))
         return cls(
             settings=settings,
             snapshot=snapshot,
@@ -82,6 +87,7 @@ class Runtime:
             decision_log=decision_log,
             log=log,
             offload=offload,
+            cache=cache,
         )
 
     def count_error(self, kind: str) -> None:
@@ -99,7 +105,9 @@ class Runtime:
         and report it (metrics, span, decision log)."""
         snap = snapshot or self.snapshot
         started = time.perf_counter()
-        decision = await decide(request, snap, state=self.state, offload=self.offload)
+        decision = await decide(
+            request, snap, state=self.state, offload=self.offload, cache=self.cache
+        )
         self.observe(decision, request, time.perf_counter() - started, snap, headers)
         return decision
 
@@ -183,6 +191,14 @@ class Runtime:
         except StateUnavailable:
             self.count_error("state_unavailable_reconcile")
 
+    async def store_answer(self, decision: Decision, answer: Captured | str) -> None:
+        """A cache miss's response, collected by the adapter (or why it was not): stored
+        when it qualifies. Never raises: the response is already on its way."""
+        ticket = decision.cache.ticket if decision.cache is not None else None
+        if self.cache is None or ticket is None or decision.backend is None:
+            return
+        await self.cache.save(ticket, answer, decision.backend)
+
     async def on_response(self, decision: Decision, status: int, usage: Usage | None) -> None:
         """Both at once, for adapters that see the response in one piece (Kong)."""
         await self.record_status(decision, status)
@@ -213,6 +229,8 @@ class Runtime:
         self.snapshot.close()
         if self.offload is not None:
             self.offload.close()
+        if self.cache is not None:
+            await self.cache.aclose()
         if self.state is not None:
             await self.state.aclose()
         if self.decision_log is not None:

@@ -13,6 +13,7 @@ from pydantic import Field, field_validator, model_validator
 
 from extproc.api.identity import IdentitySpec
 from extproc.api.paths import DEFAULT_PASSTHROUGH, PassthroughPath
+from extproc.cache.spec import CacheSpec
 from extproc.config.base import Spec
 from extproc.cost.spec import CostAccountingSpec
 from extproc.policy.spec import PolicySpec
@@ -203,6 +204,7 @@ class RoutingConfigSpec(Spec):
     policy: PolicySpec = PolicySpec()
     state: StateSpec = StateSpec()
     cost_accounting: CostAccountingSpec = CostAccountingSpec()
+    cache: CacheSpec = CacheSpec()
 
     @model_validator(mode="after")
     def _consistent(self) -> RoutingConfigSpec:

@@ -18,14 +18,18 @@ Contract, per request:
       when the backend knows the model by another name, the decision headers upstream
       in one ``set_headers``, the decision headers for the client in one
       ``kong.response.set_headers``;
-    - DENIED: ``kong.response.exit(status, OpenAI error JSON, headers)``.
+    - DENIED: ``kong.response.exit(status, OpenAI error JSON, headers)``;
+    - CACHED: ``kong.response.exit(200, the cached answer, headers)`` (JSON, or an SSE
+      replay for a stream); nothing reaches a backend.
 
     A failure while deciding (bug, timeout) follows the config's ``failureMode``:
     ``closed`` answers 500, ``open`` routes to the default backend.
 
 ``log`` (after the response went to the client)
     The upstream status and, for buffered non-streaming responses, the ``usage`` of
-    the body go to ``Runtime.on_response`` (health, budgets, decision log). The
+    the body go to ``Runtime.on_response`` (health, budgets, decision log); a cache
+    miss's buffered answer goes to ``Runtime.store_answer`` (streams are not stored:
+    an external plugin never sees a streamed body; gzip bodies are not decoded). The
     Decision is kept between the phases in a process-local table keyed by decision id,
     the id travelling in ``kong.ctx.shared``; entries whose log phase never comes are
     dropped after ``PENDING_TTL_S``.
@@ -47,6 +51,7 @@ from extproc.api.errors import unsupported_media_type as media_error
 from extproc.api.openai import ParsedRequest, parse_request, patch_body
 from extproc.api.paths import INFERENCE_METHOD, PathMatch, Route, match_request
 from extproc.api.usage import Usage, usage_from_json
+from extproc.cache.capture import Captured, ResponseCapture
 from extproc.config.errors import ConfigError
 from extproc.config.schema import FailureMode
 from extproc.config.snapshot import Snapshot
@@ -209,6 +214,10 @@ class RouteIQPlugin:
             assert decision.error is not None
             self._refuse(pdk, decision.error, decision.response_headers)
             return
+        if decision.outcome is Outcome.CACHED:
+            assert decision.cache is not None
+            pdk.exit(200, decision.cache.body, dict(decision.response_headers))
+            return
         self._route(pdk, snapshot, decision, parsed)
         upstream = dict(decision.upstream_headers)
         if upstream:
@@ -221,7 +230,9 @@ class RouteIQPlugin:
             response[OVERHEAD_HEADER] = f"{(time.perf_counter() - started) * 1000:.2f}"
         if response:
             pdk.set_response_headers(response)
-        buffered = self.conf.buffer_responses and decision.accounting and not parsed.stream
+        storing = decision.cache is not None and decision.cache.ticket is not None
+        wanted = decision.accounting or storing
+        buffered = self.conf.buffer_responses and wanted and not parsed.stream
         pdk.ctx_set(CTX_KEY, decision.id)
         self.host.pending.put(decision, runtime, buffered)
         if buffered:
@@ -305,11 +316,45 @@ class RouteIQPlugin:
             return
         status = pdk.upstream_status()
         body = pdk.upstream_raw_body() if entry.buffered and status == 200 else None
+        decision = entry.decision
         usage = None
-        if entry.buffered and status == 200:
+        if entry.buffered and status == 200 and decision.accounting:
             # The processor's rule: no usage in a 200 body still spends the prompt.
             usage = (usage_from_json(body) if body else None) or Usage(
-                entry.decision.prompt_tokens, 0, entry.decision.prompt_tokens, estimated=True
+                decision.prompt_tokens, 0, decision.prompt_tokens, estimated=True
             )
-        coro = entry.runtime.on_response(entry.decision, status or 0, usage)
+        coro = _after_response(
+            entry.runtime, decision, status or 0, usage, _answer(decision, body, entry.buffered)
+        )
         self.host.run(coro, self.conf.timeout_ms / 1000)
+
+
+def _answer(decision: Decision, body: bytes | None, buffered: bool) -> Captured | str | None:
+    """A cache miss's buffered answer, checked for storing (None: no store due)."""
+    ticket = decision.cache.ticket if decision.cache is not None else None
+    if ticket is None:
+        return None
+    if not buffered:  # a stream, or buffer_responses off
+        return "not_buffered"
+    if not body:
+        return "status"
+    capture = ResponseCapture(
+        stream=False,
+        encoding="",
+        max_bytes=ticket.spec.max_entry_bytes,
+        prompt_tokens=decision.prompt_tokens,
+    )
+    capture.feed(body)
+    return capture.finish()
+
+
+async def _after_response(
+    runtime: Runtime,
+    decision: Decision,
+    status: int,
+    usage: Usage | None,
+    answer: Captured | str | None,
+) -> None:
+    await runtime.on_response(decision, status, usage)
+    if answer is not None:
+        await runtime.store_answer(decision, answer)

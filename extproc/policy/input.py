@@ -30,6 +30,7 @@ from urllib.parse import parse_qs
 
 from extproc.api.identity import Caller, hash_api_key
 from extproc.api.openai import ParsedRequest
+from extproc.cache.rules import input_view as cache_view
 from extproc.policy.spec import DEFAULT_REDACTED_HEADERS
 
 REDACTED_PREFIX = "sha256:"
@@ -136,6 +137,7 @@ def build_input(
             "classification": dict(classification) if classification is not None else None,
             "limits": dict(limits) if limits is not None else None,
             "findings": dict(findings),
+            "cache": cache_view(request),
         },
     }
 
@@ -214,5 +216,6 @@ def sample_input(*, include_raw_body: bool = False) -> dict[str, Any]:
             "classification": None,
             "limits": None,
             "findings": {},
+            "cache": {"bypass": None, "cache_control": None},
         },
     }

@@ -65,6 +65,7 @@ class PolicyResult:
     profile: str | None = None
     max_tier: str | None = None
     require_in_cluster: bool = False
+    cache: bool | None = None  # the answer cache for this request: on, off, None = config
     reason: str = ""
     rule_ids: tuple[str, ...] = ()
     dry_run: DryRun | None = None
@@ -114,6 +115,7 @@ class PolicyResult:
             "profile": self.profile,
             "max_tier": self.max_tier,
             "require_in_cluster": self.require_in_cluster or None,
+            "cache": self.cache,
         }
         out["constraints"] = {k: v for k, v in constraints.items() if v is not None}
         if self.headers:
@@ -202,6 +204,13 @@ def _opt_str(doc: Mapping[str, Any], name: str) -> str | None:
     raise DecisionError(f"'{name}' must be a string")
 
 
+def _opt_bool(doc: Mapping[str, Any], name: str) -> bool | None:
+    value = doc.get(name)
+    if value is None or isinstance(value, bool):
+        return value
+    raise DecisionError(f"'{name}' must be a boolean")
+
+
 def _header_pairs(doc: Mapping[str, Any], *names: str) -> tuple[tuple[str, str], ...]:
     for name in names:
         value = doc.get(name)
@@ -286,6 +295,7 @@ def parse_decision(
         profile=_opt_str(doc, "profile"),
         max_tier=_opt_str(doc, "max_tier"),
         require_in_cluster=doc.get("require_in_cluster") is True,
+        cache=_opt_bool(doc, "cache"),
         reason=reason,
         rule_ids=tuple(rule_ids),
         dry_run=dry,

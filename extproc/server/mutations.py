@@ -124,6 +124,19 @@ def immediate(error: ApiError, details: str, extra_headers: Headers = ()) -> Pro
     )
 
 
+def reply(status: int, body: bytes, headers: Headers, details: str) -> ProcessingResponse:
+    """Answer the client directly with ``body`` (a cached answer; ``headers`` carry its
+    ``content-type``); nothing reaches a backend."""
+    return ProcessingResponse(
+        immediate_response=ImmediateResponse(
+            status=HttpStatus(code=status),  # type: ignore[arg-type,unused-ignore]
+            headers=header_mutation(headers),
+            body=body,
+            details=details,
+        )
+    )
+
+
 def processing_mode(
     request_body: ProcessingMode.BodySendMode.ValueType = BUFFERED,
     response_headers: ProcessingMode.HeaderSendMode.ValueType = SKIP,

@@ -2,9 +2,10 @@
 
 A ``Processor`` pins the snapshot the request started with and answers each phase
 Envoy sends: request headers (cheap checks, strip client routing headers, pick which
-phases come next), request body (parse, decide, mutate or refuse), response headers
-(health, decision headers, and whether to read the body for usage), response body
-(usage: the whole JSON, or the SSE stream chunk by chunk without holding it back).
+phases come next), request body (parse, decide, mutate, refuse or answer from the
+cache), response headers (health, decision headers, and whether to read the body for
+usage or for the cache), response body (usage: the whole JSON, or the SSE stream chunk
+by chunk without holding it back; a cache miss's answer collected, then stored).
 Paths that are not OpenAI inference calls are let through after the headers phase,
 with their body never sent to RouteIQ.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import time
 
+from envoy.extensions.filters.http.ext_proc.v3.processing_mode_pb2 import ProcessingMode
 from envoy.service.ext_proc.v3.external_processor_pb2 import (
     HttpBody,
     HttpHeaders,
@@ -25,6 +27,7 @@ from extproc.api.errors import unsupported_media_type as media_error
 from extproc.api.openai import Endpoint, ParsedRequest, parse_request, patch_body
 from extproc.api.paths import Route, match_request
 from extproc.api.usage import StreamUsageParser, Usage, usage_from_json
+from extproc.cache.capture import ResponseCapture
 from extproc.config.schema import FailureMode
 from extproc.decide import fail_open_decision
 from extproc.decision import Decision, Outcome
@@ -51,6 +54,11 @@ def _decode_headers(message: HttpHeaders) -> dict[str, str]:
     return headers
 
 
+def _header(message: HttpHeaders, name: str) -> bytes:
+    """The raw value of header ``name`` (lower-case) in ``message``, or b""."""
+    return next((h.raw_value for h in message.headers.headers if h.key == name), b"")
+
+
 def _is_json(content_type: str) -> bool:
     media = content_type.split(";", 1)[0].strip().lower()
     return media == "application/json" or (
@@ -61,6 +69,7 @@ def _is_json(content_type: str) -> bool:
 class Processor:
     __slots__ = (
         "_body",
+        "_capture",
         "_endpoint",
         "_headers",
         "_overhead",
@@ -84,6 +93,7 @@ class Processor:
         self._body = b""
         self._overhead = 0.0
         self._stream: StreamUsageParser | None = None
+        self._capture: ResponseCapture | None = None  # a cache miss's answer, for storing
         self._upstream_status = 0
 
     async def handle(self, request: ProcessingRequest) -> ProcessingResponse:
@@ -148,6 +158,7 @@ class Processor:
             or rh.overhead_ms
             or (self.runtime.state is not None and self.snapshot.state_rules.health.enabled)
             or spec.usage_accounting != "off"
+            or spec.cache.enabled
         )
         mode = _BUFFER_WITH_RESPONSE_MODE if wants_response else _BUFFER_MODE
         return m.continue_request_headers(self._spoofed, mode, path_fix)
@@ -179,6 +190,9 @@ class Processor:
         if decision.outcome is Outcome.DENIED:
             assert decision.error is not None
             return m.immediate(decision.error, "routeiq_denied", decision.response_headers)
+        if decision.outcome is Outcome.CACHED:
+            assert decision.cache is not None
+            return m.reply(200, decision.cache.body, decision.response_headers, "routeiq_cache_hit")
         new_body = (
             patch_body(parsed.body, decision.body_overrides) if decision.rewrite_body else None
         )
@@ -194,29 +208,51 @@ class Processor:
         decision = self.decision
         if decision is None:
             return m.continue_response_headers()
-        status_text = next(
-            (h.raw_value for h in message.headers.headers if h.key == ":status"), b""
-        )
+        status_text = _header(message, ":status")
         self._upstream_status = int(status_text) if status_text.isdigit() else 0
         await self.runtime.record_status(decision, self._upstream_status)
         headers = list(decision.response_headers)
         if self.snapshot.spec.response_headers.overhead_ms:
             headers.append((OVERHEAD_HEADER, f"{self._overhead * 1000:.2f}"))
-        mode = None
-        if decision.accounting and self._upstream_status == 200 and self._parsed is not None:
-            if self._parsed.stream:
-                self._stream = StreamUsageParser(strip_usage=decision.strip_usage_chunk)
-                mode = _READ_STREAM_MODE
-            else:
-                mode = _READ_JSON_MODE
-        return m.continue_response_headers(headers, mode)
+        return m.continue_response_headers(headers, await self._read_mode(decision, message))
+
+    async def _read_mode(self, decision: Decision, message: HttpHeaders) -> ProcessingMode | None:
+        """Whether to read the response body: for usage, and for a cache miss to store."""
+        parsed = self._parsed
+        ticket = decision.cache.ticket if decision.cache is not None else None
+        if self._upstream_status != 200 or parsed is None:
+            if ticket is not None:
+                await self.runtime.store_answer(decision, "status")
+            return None
+        if ticket is not None:
+            self._capture = ResponseCapture(
+                stream=parsed.stream,
+                encoding=_header(message, "content-encoding").decode("latin-1"),
+                max_bytes=ticket.spec.max_entry_bytes,
+                prompt_tokens=parsed.prompt_tokens,
+            )
+        if not decision.accounting and self._capture is None:
+            return None
+        if not parsed.stream:
+            return _READ_JSON_MODE
+        if decision.accounting:
+            self._stream = StreamUsageParser(strip_usage=decision.strip_usage_chunk)
+        return _READ_STREAM_MODE
 
     async def _on_response_body(self, message: HttpBody) -> ProcessingResponse:
         decision, parsed = self.decision, self._parsed
         if decision is None or parsed is None:
             return m.continue_response_body()
+        capture = self._capture
+        if capture is not None:
+            capture.feed(message.body)
+            if message.end_of_stream:
+                self._capture = None
+                await self.runtime.store_answer(decision, capture.finish())
         parser = self._stream
         if parser is None:
+            if not decision.accounting:
+                return m.continue_response_body()
             # Buffered JSON (BUFFERED_PARTIAL): the whole body, or, past Envoy's buffer
             # limit, only its head (end_of_stream false) while the rest streams on to the
             # client unseen. No usage then: the estimate stands, the response is untouched.
