@@ -121,7 +121,7 @@ class RoutingSpec(Spec):
     signal_rules: tuple[SignalRule, ...] = Field(default_factory=_default_rules)
     experiments: tuple[Experiment, ...] = ()
     embedding: EmbeddingText = EmbeddingText()
-    threads: int = Field(default=2, ge=1, le=64)
+    threads: int = Field(default=1, ge=1, le=64)
     # The learned cost-quality rule for auto (see quality_spec); null: category tiers.
     cost_quality: CostQuality | None = None
 

@@ -14,6 +14,7 @@ supervisor serves the one admin port.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import signal
 from collections.abc import Awaitable
@@ -50,7 +51,13 @@ async def serve(settings: Settings) -> int:
     add_to_server(server, runtime)
     health = Health()
     health_pb2_grpc.add_HealthServicer_to_server(health.servicer, server)
-    port = server.add_insecure_port(f"{settings.grpc_host}:{settings.grpc_port}")
+    try:
+        port = server.add_insecure_port(f"{settings.grpc_host}:{settings.grpc_port}")
+    except RuntimeError:  # grpc's way of saying the address is taken (raced the CLI check)
+        await runtime.close()
+        raise OSError(
+            errno.EADDRINUSE, f"cannot listen for gRPC on {settings.grpc_host}:{settings.grpc_port}"
+        ) from None
     if settings.uds_path is not None:
         settings.uds_path.unlink(missing_ok=True)
         server.add_insecure_port(f"unix:{settings.uds_path}")
@@ -61,7 +68,12 @@ async def serve(settings: Settings) -> int:
     assert runtime.telemetry is not None
     if index is None:
         admin = AdminServer(runtime, metrics=local_metrics(runtime.telemetry), log=log)
-        await admin.start(settings.admin_host, settings.admin_port)
+        try:
+            await admin.start(settings.admin_host, settings.admin_port)
+        except OSError:
+            await server.stop(0)
+            await runtime.close()
+            raise
     elif settings.run_dir is not None:
         worker_metrics = WorkerMetricsServer(
             runtime.telemetry.prometheus_text, metrics_socket(settings.run_dir, index)

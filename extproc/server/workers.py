@@ -86,9 +86,6 @@ class Supervisor:
         if self.settings.grpc_port == 0:
             log.error("--workers needs a fixed gRPC port: workers cannot share port 0")
             return 2
-        for i in range(n):
-            await self._spawn(i)
-        watchers = [asyncio.create_task(self._watch(i)) for i in range(n)]
         sockets = [metrics_socket(self.run_dir, i) for i in range(n)]
 
         async def metrics() -> bytes:
@@ -104,7 +101,11 @@ class Supervisor:
             log=log,
             access=AdminAccess.from_settings(self.settings),
         )
+        # The admin port first: if it cannot be bound, no worker has been started yet.
         await admin.start(self.settings.admin_host, self.settings.admin_port)
+        for i in range(n):
+            await self._spawn(i)
+        watchers = [asyncio.create_task(self._watch(i)) for i in range(n)]
         log.info("routeiq supervising %d workers on port %d", n, self.settings.grpc_port)
 
         stop = asyncio.Event()
