@@ -3,7 +3,7 @@
 Run from the repository root::
 
     .venv/bin/python benchmarks/fuzz.py [--count 20000] [--envoy-count 3000]
-        [--outage-count 500] [--seed 17] [--asyncio-debug]
+        [--outage-count 500] [--seed 17] [--asyncio-debug] [--gc-freeze]
 
 Three phases, all on loopback, over the seeded cases of tests/security/fuzz_cases.py
 (a case is reproduced with ``case_for(seed, index)``):
@@ -21,13 +21,17 @@ The heartbeat wakes every 5 ms on RouteIQ's loop; how late it wakes is how long 
 loop was held (wall time: includes the process waiting for a CPU or for the GIL), and
 the loop thread's CPU time between two wakes is the work it did in that stretch. It
 prints, per phase and in total: inputs, unhandled exceptions, hangs, spoofed headers
-reaching the upstream, and the maximum loop hold in milliseconds.
+reaching the upstream, and the maximum loop hold in milliseconds, with the longest
+garbage-collector pause (a full collection holds the loop too). ``--gc-freeze`` moves
+everything built at start-up out of the collector's reach (``gc.freeze()``), to measure
+that mitigation; ``--asyncio-debug`` names the callbacks that ran longer than 50 ms.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import logging
 import sys
@@ -47,7 +51,7 @@ from extproc.runtime import Runtime  # noqa: E402
 from extproc.server.app import serve  # noqa: E402
 from tests.fixtures.stack import Backends, envoy_for, start_backend  # noqa: E402
 from tests.security.fuzz_cases import Case, case_for  # noqa: E402
-from tests.security.fuzz_drive import Driver, Tally, run_cases  # noqa: E402
+from tests.security.fuzz_drive import Driver, run_cases  # noqa: E402
 from tests.security.fuzz_envoy import send, upstream_problems  # noqa: E402
 
 CONFIG = REPO / "config" / "routeiq.yaml"
@@ -78,8 +82,10 @@ class Heartbeat:
     # the same clock in every process of the machine).
     worst: list[tuple[float, float, float]] = field(default_factory=list)
 
-    async def run(self) -> None:
+    async def run(self, freeze: bool) -> None:
         loop = asyncio.get_running_loop()
+        if freeze:  # first wake: serve() has built the Runtime by now
+            gc.freeze()
         while True:
             before, cpu = loop.time(), time.thread_time()
             await asyncio.sleep(BEAT_S)
@@ -94,6 +100,35 @@ class Heartbeat:
                 self.worst = sorted([*self.worst, (late_ms, cpu_ms, time.monotonic())])[-10:]
 
 
+@dataclass
+class GcPauses:
+    """The longest garbage-collector pause (wall ms) and its generation: a full
+    collection walks every live object, and holds the loop while it does."""
+
+    max_ms: float = 0.0
+    generation: int = -1
+    over_10ms: int = 0
+    _started: float = 0.0
+
+    def install(self) -> None:
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+            return
+        ms = (time.perf_counter() - self._started) * 1000
+        self.over_10ms += ms > 10
+        if ms > self.max_ms:
+            self.max_ms, self.generation = ms, info["generation"]
+
+    def summary(self) -> str:
+        return (
+            f"max GC pause {self.max_ms:.1f} ms (gen {self.generation}), "
+            f"{self.over_10ms} over 10 ms"
+        )
+
+
 class _SlowCallbacks(logging.Handler):
     """asyncio's debug-mode warnings ("Executing <Handle ...> took 0.120 seconds")."""
 
@@ -106,19 +141,20 @@ class _SlowCallbacks(logging.Handler):
             self.lines.append(record.getMessage()[:300])
 
 
-async def _serve(settings: Settings, report: Path, debug: bool) -> int:
-    beat, slow = Heartbeat(), _SlowCallbacks()
+async def _serve(settings: Settings, report: Path, debug: bool, freeze: bool) -> int:
+    beat, slow, pauses = Heartbeat(), _SlowCallbacks(), GcPauses()
+    pauses.install()
     if debug:
         loop = asyncio.get_running_loop()
         loop.set_debug(True)
         loop.slow_callback_duration = HOLD_LIMIT_MS / 1000
         logging.getLogger("asyncio").addHandler(slow)
-    task = asyncio.create_task(beat.run())
+    task = asyncio.create_task(beat.run(freeze))
     try:
         return await serve(settings)
     finally:
         task.cancel()
-        summary = {**beat.__dict__, "slow_callbacks": slow.lines}
+        summary = {**beat.__dict__, "slow_callbacks": slow.lines, "gc": pauses.summary()}
         report.write_text(json.dumps(summary))
 
 
@@ -129,7 +165,7 @@ def serve_main(args: argparse.Namespace) -> int:
         admin_port=args.admin_port,
         grace_period_s=1.0,
     )
-    return asyncio.run(_serve(settings, Path(args.report), args.asyncio_debug))
+    return asyncio.run(_serve(settings, Path(args.report), args.asyncio_debug, args.gc_freeze))
 
 
 # -- the phases --------------------------------------------------------------------------------
@@ -148,27 +184,39 @@ class PhaseResult:
     examples: list[str] = field(default_factory=list)
     sent: list[tuple[float, float, str]] = field(default_factory=list)  # start, end, case
     seconds: float = 0.0
+    violations: int = 0
 
 
-async def _in_process(count: int, seed: int) -> tuple[PhaseResult, Tally]:
+async def _in_process(count: int, seed: int, freeze: bool) -> PhaseResult:
+    pauses = GcPauses()
+    pauses.install()
     runtime = Runtime.create(Settings(config_path=CONFIG, decision_log="off"))
+    if freeze:
+        gc.freeze()
     try:
         tally = await run_cases(Driver(runtime), (case_for(seed, i) for i in range(count)))
     finally:
         await runtime.close()
+        gc.callbacks.clear()
     spoofed = sum("spoofed" in v or "not stripped" in v for v in tally.violations)
     result = PhaseResult("in process", tally.cases, tally.exceptions, 0, spoofed)
+    result.violations = len(tally.violations)
     result.max_hold_ms = tally.max_cpu_s * 1000
-    result.hold_note = f"loop CPU of one input, {tally.most_cpu}; wall {tally.max_s * 1000:.1f} ms"
+    result.hold_note = (
+        f"loop CPU of one input, {tally.most_cpu}; wall {tally.max_s * 1000:.1f} ms; "
+        + pauses.summary()
+    )
     result.examples = tally.violations[:10]
-    return result, tally
+    return result
 
 
-def _start_routeiq(workdir: Path, debug: bool) -> tuple[ManagedProcess, int, Path]:
+def _start_routeiq(workdir: Path, cli: argparse.Namespace) -> tuple[ManagedProcess, int, Path]:
     port, report = free_port(), workdir / "heartbeat.json"
     args = [sys.executable, __file__, "serve", "--config", str(CONFIG), "--port", str(port)]
     args += ["--admin-port", str(free_port()), "--report", str(report)]
-    proc = ManagedProcess([*args, *(["--asyncio-debug"] if debug else [])], workdir / "routeiq.log")
+    args += ["--asyncio-debug"] if cli.asyncio_debug else []
+    args += ["--gc-freeze"] if cli.gc_freeze else []
+    proc = ManagedProcess(args, workdir / "routeiq.log")
     wait_for_port(port, 60, proc.proc)
     return proc, port, report
 
@@ -200,6 +248,8 @@ def _send_all(
         result.sent.append((started, time.monotonic(), case.label))
         result.inputs += 1
         result.statuses[reply.status] += 1
+        if reply.status >= 500 and len(result.examples) < 10:
+            result.examples.append(f"{case.label}: {reply.status} {reply.code}")
         if reply.status == 0 or reply.code == "routing_unavailable":
             result.hangs += 1
             if len(result.examples) < 10:
@@ -211,7 +261,7 @@ def _send_all(
 
 def _envoy_phase(workdir: Path, backends: Backends, args: argparse.Namespace) -> PhaseResult:
     result = PhaseResult("envoy")
-    routeiq, port, report = _start_routeiq(workdir, args.asyncio_debug)
+    routeiq, port, report = _start_routeiq(workdir, args)
     stack = envoy_for(REPO / "envoy" / "routeiq-fail-closed.yaml", workdir, port, backends)
     try:
         start = args.count
@@ -226,7 +276,7 @@ def _envoy_phase(workdir: Path, backends: Backends, args: argparse.Namespace) ->
     result.hold_note = (
         f"heartbeat wall lateness; loop CPU max {beat.get('max_cpu_ms', -1):.1f} ms; "
         f"{beat.get('over_limit', '?')} holds over {HOLD_LIMIT_MS:.0f} ms in "
-        f"{beat.get('beats', 0)} beats"
+        f"{beat.get('beats', 0)} beats; {beat.get('gc', '')}"
     )
     result.examples += _attribute(beat.get("worst", [])[-5:], result.sent)
     result.examples += beat.get("slow_callbacks", [])[:5]
@@ -268,6 +318,8 @@ def _print(result: PhaseResult) -> None:
     print(f"  unhandled exceptions:              {result.exceptions}")
     print(f"  hangs:                             {result.hangs}")
     print(f"  spoofed headers reaching upstream: {result.spoofed}")
+    if result.violations:
+        print(f"  other property violations:         {result.violations}")
     if result.max_hold_ms:
         print(f"  max loop hold ms:                  {result.max_hold_ms:.1f} ({result.hold_note})")
     if result.statuses:
@@ -285,16 +337,20 @@ def main() -> None:
     child.add_argument("--admin-port", type=int, required=True)
     child.add_argument("--report", required=True)
     child.add_argument("--asyncio-debug", action="store_true")
+    child.add_argument("--gc-freeze", action="store_true")
     parser.add_argument("--count", type=int, default=20_000, help="in-process inputs")
     parser.add_argument("--envoy-count", type=int, default=3_000, help="inputs through Envoy")
     parser.add_argument("--outage-count", type=int, default=500, help="inputs, RouteIQ down")
     parser.add_argument("--seed", type=int, default=17)
     parser.add_argument("--asyncio-debug", action="store_true", help="name slow callbacks")
+    parser.add_argument(
+        "--gc-freeze", action="store_true", help="gc.freeze() once RouteIQ is built (a mitigation)"
+    )
     args = parser.parse_args()
     if args.mode == "serve":
         raise SystemExit(serve_main(args))
     started = time.monotonic()
-    results = [asyncio.run(_in_process(args.count, args.seed))[0]]
+    results = [asyncio.run(_in_process(args.count, args.seed, args.gc_freeze))]
     results[0].seconds = time.monotonic() - started
     with tempfile.TemporaryDirectory(prefix="routeiq-fuzz-") as tmp:
         workdir = Path(tmp)

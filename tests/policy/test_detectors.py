@@ -112,14 +112,20 @@ def test_detector_max_chars_is_a_policy_spec_field() -> None:
 
 
 def test_snapshot_applies_detector_max_chars(tmp_path: Path) -> None:
-    """The snapshot builds its detectors with the configured cap (needs
-    ``Detectors(spec.policy.detectors, spec.policy.detector_max_chars)`` in the build)."""
-    config = yaml.safe_load((REPO / "config" / "routeiq.yaml").read_text())
-    config["spec"]["policy"].update(
-        modules=[str(REPO / "policies")],
-        data=[str(REPO / "policies" / "data")],
-        detectorMaxChars=4096,
-    )
+    """The snapshot builds its detectors with the configured cap."""
+    config = {
+        "apiVersion": "routeiq.dev/v1alpha1",
+        "kind": "RoutingConfig",
+        "spec": {
+            "backends": [{"name": "b", "cluster": "c", "models": ["m"], "tier": "eco"}],
+            "policy": {
+                "engine": "embedded",
+                "modules": [str(REPO / "policies")],
+                "data": [str(REPO / "policies" / "data")],
+                "detectorMaxChars": 4096,
+            },
+        },
+    }
     path = tmp_path / "routeiq.yaml"
     path.write_text(yaml.safe_dump(config))
     snapshot = build_snapshot(path, with_router=False)
