@@ -55,10 +55,30 @@ class Centroids:
     centroids: Matrix
     owner: npt.NDArray[np.int64]
     temperature: float
+    # Set by ``grouped``: centroids sorted by class, the classes that own some, and where
+    # each one's run starts, so ``scores`` is one vectorised ``maximum.reduceat``.
+    present: npt.NDArray[np.intp] | None = None
+    starts: npt.NDArray[np.intp] | None = None
+
+    @classmethod
+    def grouped(
+        cls, classes: tuple[str, ...], centroids: Matrix, owner: npt.NDArray[np.int64],
+        temperature: float,
+    ) -> Centroids:
+        """The same model with centroids stored class by class (faster ``scores``)."""
+        order = np.argsort(owner, kind="stable")
+        owner = owner[order]
+        present = np.unique(owner).astype(np.intp)
+        starts = np.searchsorted(owner, present).astype(np.intp)
+        return cls(classes, np.ascontiguousarray(centroids[order]), owner, temperature,
+                   present, starts)
 
     def scores(self, x: Matrix) -> Matrix:
         sims = x @ self.centroids.T
         best = np.full((x.shape[0], len(self.classes)), -np.inf, dtype=np.float32)
+        if self.present is not None and self.starts is not None and self.present.size:
+            best[:, self.present] = np.maximum.reduceat(sims, self.starts, axis=1)
+            return softmax(best / self.temperature)
         for c in range(len(self.classes)):
             cols = self.owner == c
             if cols.any():
@@ -143,7 +163,7 @@ def model_from_arrays(
     """Build the numpy model of ``strategy`` from its arrays (shared by load and train)."""
     names = tuple(classes)
     if strategy == "centroid":
-        return Centroids(
+        return Centroids.grouped(
             names, _f32(arrays["centroids"]), arrays["owner"].astype(np.int64),
             float(params.get("temperature", 0.05)),
         )
