@@ -45,9 +45,7 @@ async def explain_request(
 def _asked(d: Decision) -> str:
     c = d.classification
     if d.profile is None:
-        return (
-            f"model '{d.requested_model}' (explicit) is served by the strongest backend serving it"
-        )
+        return f"model '{d.requested_model}' asked by name"
     if c is not None:
         return f"profile {d.profile}: category {c.category} needs tier {d.needed_tier}"
     return f"profile {d.profile} asks for tier {d.needed_tier}"
@@ -92,7 +90,7 @@ def why(d: Decision, snapshot: Snapshot) -> str:
     parts += _policy_notes(d)
     if d.excluded:
         parts.append("excluded " + ", ".join(f"{n} ({r})" for n, r in d.excluded.items()))
-    gap = _tier_gap(d, snapshot)
+    gap = _tier_gap(d, snapshot) if d.profile is not None else None
     served = f"{d.backend} (tier {d.tier}, model {d.upstream_model})"
     parts.append(gap or f"-> {served}")
     if gap is not None:

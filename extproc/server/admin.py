@@ -36,6 +36,7 @@ from extproc.api.openai import ParsedRequest, parse_request
 from extproc.api.paths import match_endpoint
 from extproc.dashboard.routes import Dashboard
 from extproc.decide import decide
+from extproc.explain import why
 from extproc.server.admin_access import AdminAccess, Guard, Slots, busy_response
 from extproc.server.admin_http import (
     Handler,
@@ -194,6 +195,7 @@ class AdminServer:
                 "config_version": snapshot.version,
                 "request": request_view(parsed),
                 "decision": decision_view(decision),
+                "why": why(decision, snapshot),
             },
         )
 
