@@ -48,6 +48,7 @@ from typing import Any
 
 from extproc.api.errors import ApiError, bad_request, internal_error, too_large
 from extproc.api.errors import unsupported_media_type as media_error
+from extproc.api.models_list import models_reply
 from extproc.api.openai import ParsedRequest, parse_request, patch_body
 from extproc.api.paths import INFERENCE_METHOD, PathMatch, Route, match_request
 from extproc.api.usage import Usage, usage_from_json
@@ -168,6 +169,10 @@ class RouteIQPlugin:
         snapshot = runtime.snapshot  # pinned: a reload never changes this request's answer
         spec = snapshot.spec
         match, method = self._classify(pdk, path, snapshot)
+        listing = models_reply(spec, method, path)
+        if listing is not None:  # the models the config serves, never a backend's
+            pdk.exit(listing.status, listing.body, dict(listing.headers))
+            return
         if match.error is not None:
             self._refuse(pdk, match.error)
             return

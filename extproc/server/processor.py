@@ -24,6 +24,7 @@ from envoy.service.ext_proc.v3.external_processor_pb2 import (
 
 from extproc.api.errors import ApiError, bad_request, internal_error, too_large
 from extproc.api.errors import unsupported_media_type as media_error
+from extproc.api.models_list import models_reply
 from extproc.api.openai import Endpoint, ParsedRequest, parse_request, patch_body
 from extproc.api.paths import Route, match_request
 from extproc.api.usage import StreamUsageParser, Usage, usage_from_json
@@ -127,6 +128,9 @@ class Processor:
             headers.get(":method", ""), target, spec.path_prefix, spec.passthrough_paths
         )
         if match.route is not Route.INFERENCE:
+            listing = models_reply(spec, headers.get(":method", ""), target)
+            if listing is not None:  # the models the config serves, never a backend's
+                return m.reply(listing.status, listing.body, listing.headers, "routeiq_models")
             if match.error is not None:
                 return m.immediate(match.error, f"routeiq_{match.error.code}")
             return m.continue_request_headers(self._spoofed, _PASSTHROUGH_MODE)
