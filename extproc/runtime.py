@@ -10,6 +10,7 @@ lines are produced here, so every adapter reports the same way.
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from collections import Counter, OrderedDict
@@ -208,8 +209,14 @@ class Runtime:
             self._pending.pop(decision.id, None)
 
     def swap(self, snapshot: Snapshot) -> None:
-        """Serve ``snapshot`` from now on (hot reload)."""
+        """Serve ``snapshot`` from now on (hot reload).
+
+        The new snapshot's objects are moved out of the collector's reach, as at start-up
+        (``gc.freeze``): a full collection would otherwise walk them on the serving loop.
+        The old snapshot is still freed by reference counting once its last stream ends.
+        """
         self.snapshot = snapshot
+        gc.freeze()
 
     def reloaded(self, ok: bool) -> None:
         if not ok:

@@ -51,7 +51,7 @@ def _job(
     profile: str | None,
 ) -> Callable[[], Analysis]:
     def run() -> Analysis:
-        findings: Mapping[str, int] = field(default_factory=lambda: _NO_FINDINGS)
+        findings: Mapping[str, int] = _NO_FINDINGS
         if scan and snapshot.detectors is not None:
             findings = snapshot.detectors.scan_body(request.body)
         classification = (

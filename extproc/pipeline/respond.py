@@ -34,6 +34,28 @@ class Instructions:
     response_headers: tuple[tuple[str, str], ...]
 
 
+# Headers a policy may never set: framing, the route header and RouteIQ's own decision
+# headers (a policy adds information; it does not re-route or re-frame the request).
+_FRAMING = frozenset({"host", "content-length", "transfer-encoding", "connection", "te", "upgrade"})
+_DECISION = frozenset(
+    {
+        h.BACKEND,
+        h.DECISION_ID,
+        h.TIER,
+        h.NEEDED_TIER,
+        h.CATEGORY,
+        h.QUALITY,
+        h.ROUTED_PROFILE,
+        h.OVERHEAD_MS,
+        h.PROFILE,
+    }
+)
+
+
+def _reserved(spec: RoutingConfigSpec) -> frozenset[str]:
+    return _FRAMING | _DECISION | {spec.route_header}
+
+
 def quality_header(q: QualityVerdict) -> str:
     """``need=0.712; premium>=0.620; eco<0.300; tier=premium`` (bars by tier)."""
     bars = "; ".join(
@@ -92,8 +114,13 @@ def instructions(
     if ask.profile is not None:
         upstream += tiers
     if policy is not None:
-        upstream += policy.headers
-        response += policy.response_headers
+        reserved = _reserved(spec)
+        upstream += [
+            (k, v) for k, v in policy.headers if k.lower() not in reserved and k[:1] != ":"
+        ]
+        response += [
+            (k, v) for k, v in policy.response_headers if k.lower() not in reserved and k[:1] != ":"
+        ]
     return Instructions(
         upstream_model, overrides, accounting, strip_usage, tuple(upstream), tuple(response)
     )

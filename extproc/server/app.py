@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import gc
 import logging
 import signal
 from collections.abc import Awaitable
@@ -45,6 +46,11 @@ async def serve(settings: Settings) -> int:
         return await Supervisor(settings).run()
     index = settings.worker_index
     runtime = Runtime.create(settings, instance=None if index is None else f"worker-{index}")
+    # Everything built so far (snapshot, models, engines) lives as long as the process:
+    # keep it out of the collector's full passes, which otherwise walk it on the loop
+    # (measured: 93-117 ms pauses under the long fuzz run, 2 ms after a freeze).
+    gc.collect()
+    gc.freeze()
     log = runtime.log
 
     server = grpc.aio.server(options=_GRPC_OPTIONS)
