@@ -77,3 +77,20 @@ def test_cached_vectors_equal_fresh_ones_and_cannot_be_modified() -> None:
         assert not once.flags.writeable
     finally:
         snapshot.close()
+
+
+async def test_classification_without_a_policy_has_empty_findings(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "apiVersion: routeiq.dev/v1alpha1\nkind: RoutingConfig\nspec:\n"
+        f"  routing: {{modelsDir: {REPO / 'models'}}}\n"
+        "  backends:\n    - {name: only, cluster: c, models: [m], tier: standard}\n"
+    )
+    snapshot = build_snapshot(config)
+    try:
+        d = await decide(auto("Explain TCP slow start"), snapshot)
+        assert d.classification is not None
+        assert dict(d.findings) == {}
+        assert "findings" not in d.explain
+    finally:
+        snapshot.close()
