@@ -182,6 +182,19 @@ def check_no_bypass(case: Case, prefix: str) -> list[str]:
     return [f"{case.method} {case.path[:80]!r} passed through without a decision"]
 
 
+def check_model_listing(response: ProcessingResponse, case: Case, prefix: str) -> list[str]:
+    """RouteIQ answers 200 itself only to a read of the model list, with a list or a model."""
+    segments = canonical_segments(case.path) or []
+    base = [s.lower() for s in prefix.split("/") if s]
+    if case.method not in _READ_ONLY or segments[len(base) : len(base) + 1] != ["models"]:
+        return [f"200 answered by RouteIQ to {case.method} {case.path[:80]!r}"]
+    try:
+        kind = json.loads(response.immediate_response.body)["object"]
+    except (ValueError, KeyError, TypeError):
+        kind = None
+    return [] if kind in ("list", "model") else [f"model listing without a list: {kind!r}"]
+
+
 # -- one case ----------------------------------------------------------------------------
 
 
@@ -220,6 +233,9 @@ class Driver:
     async def _phases(self, processor: Processor, case: Case, problems: list[str]) -> str:
         client_names = case.client_routeiq_names(self.route_header)
         first = await processor.handle(ProcessingRequest(request_headers=_header_map(case)))
+        if first.HasField("immediate_response") and first.immediate_response.status.code == 200:
+            problems.extend(check_model_listing(first, case, self.prefix))
+            return "models listed at headers"
         if first.HasField("immediate_response"):
             status, found = check_refusal(first)
             problems.extend(found)
