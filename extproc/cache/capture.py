@@ -20,6 +20,8 @@ import orjson
 from extproc.api.openai import CHARS_PER_TOKEN
 from extproc.cache.sse import assemble
 
+_DONE = b"[DONE]"
+
 
 @dataclass(frozen=True, slots=True)
 class Captured:
@@ -60,10 +62,27 @@ def _usage(doc: dict[str, Any], prompt_estimate: int) -> tuple[int, int, bool]:
     return prompt_estimate, math.ceil(len(text) / CHARS_PER_TOKEN), True
 
 
+def _usage_doc(prompt: int, completion: int) -> dict[str, int]:
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
+
+
 class ResponseCapture:
     """Collects one response body (``stream``: SSE) up to ``max_bytes``."""
 
-    __slots__ = ("_chunks", "_encoding", "_over", "_prompt_tokens", "_size", "max_bytes", "stream")
+    __slots__ = (
+        "_chunks",
+        "_encoding",
+        "_over",
+        "_prompt_tokens",
+        "_size",
+        "done",
+        "max_bytes",
+        "stream",
+    )
 
     def __init__(self, *, stream: bool, encoding: str, max_bytes: int, prompt_tokens: int) -> None:
         self.stream = stream
@@ -73,6 +92,9 @@ class ResponseCapture:
         self._chunks: list[bytes] = []
         self._size = 0
         self._over = False
+        # A stream is complete at its ``data: [DONE]``: storing then, before that chunk
+        # is forwarded, makes the entry visible before the client has its answer.
+        self.done = False
 
     def feed(self, chunk: bytes) -> None:
         if self._over or not chunk:
@@ -82,6 +104,9 @@ class ResponseCapture:
             self._over = True
             self._chunks = []
             return
+        if self.stream and self._encoding in ("", "identity"):
+            tail = self._chunks[-1][-8:] if self._chunks else b""
+            self.done = _DONE in tail + chunk[:8] or _DONE in chunk
         self._chunks.append(chunk)
 
     def _decoded(self) -> bytes | str:
@@ -108,15 +133,18 @@ class ResponseCapture:
             doc: Any = assemble(raw)
             if doc is None:
                 return "stream"
-            body = orjson.dumps(doc)
         else:
             try:
                 doc = orjson.loads(raw)
             except orjson.JSONDecodeError:
                 return "not_json"
-            body = raw
         reason = _check(doc)
         if reason is not None:
             return reason
         prompt, completion, estimated = _usage(doc, self._prompt_tokens)
-        return Captured(body, str(doc.get("model", "")), prompt, completion, estimated)
+        if self.stream:
+            # A stream without a usage chunk gets the estimate: a replay to a client
+            # asking ``include_usage`` must have one to send.
+            doc.setdefault("usage", _usage_doc(prompt, completion))
+            raw = orjson.dumps(doc)
+        return Captured(raw, str(doc.get("model", "")), prompt, completion, estimated)

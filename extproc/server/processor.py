@@ -250,7 +250,7 @@ class Processor:
         capture = self._capture
         if capture is not None:
             capture.feed(message.body)
-            if message.end_of_stream:
+            if message.end_of_stream or capture.done:
                 self._capture = None
                 await self.runtime.store_answer(decision, capture.finish())
         parser = self._stream
