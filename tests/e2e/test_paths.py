@@ -197,7 +197,7 @@ def test_passthrough_rules_and_outside_paths_reach_the_default_backend(
     stack: EnvoyStack, demo_backends: Backends
 ) -> None:
     status, headers, body = send(stack.port, "GET", "/v1/models")
-    assert (status, json.loads(body)["object"]) == (200, "list")  # the backend's answer
+    assert (status, json.loads(body)["object"]) == (200, "list")  # RouteIQ's, from the config
     assert "x-routeiq-decision-id" not in headers
     status, headers, _ = send(stack.port, "POST", "/v1/files/abc", b"{}")
     assert (status, headers["x-demo-backend"]) == (404, "eco")  # the backend's own 404

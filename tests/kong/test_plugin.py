@@ -238,8 +238,7 @@ SPOOFED = {
 @pytest.mark.parametrize(
     ("method", "path", "reads"),
     [
-        ("GET", "/v1/models", READS),  # the default passthrough rule (read-only)
-        ("GET", "/v1/models/gpt-4o", READS),
+        ("GET", "/v1/files/abc", READS),  # the config's passthrough rule (read-only)
         ("POST", "/healthz", ["kong.request.get_path", "kong.request.get_headers"]),  # outside
     ],
 )
@@ -250,6 +249,25 @@ def test_passthrough_paths_are_untouched_except_spoofed_headers(
     assert rec.exit is None and rec.upstream is None and rec.body is None
     assert sorted(rec.cleared) == sorted(SPOOFED)
     assert rec.pdk_calls["access"] == [*reads, *["kong.service.request.clear_header"] * 3]
+
+
+def test_models_are_listed_from_the_config(kong: Kong, instance: int) -> None:
+    rec = kong.request(instance, Request(method="GET", path="/v1/models", headers=dict(SPOOFED)))
+    assert rec.exit is not None and rec.exit[0] == 200 and rec.upstream is None
+    listing = json.loads(rec.exit[1])
+    ids = {m["id"]: m["routeiq"]["kind"] for m in listing["data"]}
+    assert listing["object"] == "list"
+    assert ids["gpt-4o"] == "model" and ids["o3"] == "model" and ids["reasoning"] == "profile"
+    assert rec.pdk_calls["access"] == [
+        "kong.request.get_path",
+        "kong.request.get_method",
+        "kong.response.exit",
+    ]
+    one = kong.request(instance, Request(method="GET", path="/v1/models/o3"))
+    assert one.exit is not None and json.loads(one.exit[1])["id"] == "o3"
+    missing = kong.request(instance, Request(method="GET", path="/v1/models/gpt-9"))
+    assert missing.exit is not None and missing.exit[0] == 404
+    assert missing.error_json["error"]["code"] == "model_not_found"
 
 
 @pytest.mark.parametrize(
