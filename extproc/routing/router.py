@@ -11,6 +11,7 @@ asyncio server may want to call it in an executor for long prompts.
 
 from __future__ import annotations
 
+import importlib.util
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -76,8 +77,19 @@ class Classification:
 
 
 def default_models_dir() -> Path:
-    """The ``models/`` directory of the RouteIQ source tree (next to the package)."""
-    return Path(extproc.__file__).resolve().parent.parent / "models"
+    """Where the routing artefacts are when ``modelsDir`` is not set.
+
+    The ``models/`` directory next to the ``extproc`` package when there is one (a
+    checkout, an editable install, an image that links it), else the artefacts a wheel
+    installs as the ``routeiq_models`` package. When neither exists the source-tree path
+    is returned, and loading it fails with a ConfigError that names it.
+    """
+    source = Path(extproc.__file__).resolve().parent.parent / "models"
+    if source.is_dir():
+        return source
+    shipped = importlib.util.find_spec("routeiq_models")
+    locations = list(shipped.submodule_search_locations or ()) if shipped is not None else []
+    return Path(locations[0]) if locations else source
 
 
 def resolve_models_dir(spec: RoutingSpec, base_dir: Path) -> Path:

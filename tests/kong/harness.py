@@ -68,10 +68,13 @@ class PluginServer:
         lua_style: bool = True,
         env: dict[str, str] | None = None,
         plugin_dir: Path = PLUGIN_DIR,
+        server_bin: Path = SERVER_BIN,
+        cwd: Path = REPO,
     ) -> None:
         self.workdir = workdir
+        self.cwd = cwd
         self.socket_path = workdir / SOCKET_NAME
-        self.args = [str(SERVER_BIN), "-p", str(workdir), "--socket-name", SOCKET_NAME]
+        self.args = [str(server_bin), "-p", str(workdir), "--socket-name", SOCKET_NAME]
         self.args += ["-d", str(plugin_dir)]
         if gevent:
             self.args.append("-g")
@@ -85,7 +88,7 @@ class PluginServer:
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
                 self.args,
-                cwd=REPO,
+                cwd=self.cwd,
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
