@@ -44,6 +44,11 @@ RouteIQ has two kinds of configuration:
 - **The RoutingConfig** (a YAML file, `ROUTEIQ_CONFIG_PATH`): backends, models, routing,
   policy and budgets. Keys are camelCase; unknown keys are refused; the file is
   hot-reloaded.
+
+This page lists every field. For a worked example, a RoutingConfig of your own with a
+policy, validated, explained and served behind Envoy step by step, see
+[run it yourself](run-it-yourself.md); for what the profiles and tiers do, see
+[routing](routing.md#profiles).
 """
 
 
