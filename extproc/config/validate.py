@@ -1,10 +1,13 @@
 """``routeiq config validate``: is a RoutingConfig usable, and does the proxy agree with it?
 
 Builds the snapshot exactly as the server would (YAML validated, policies compiled and
-test-evaluated, models verified by hash and loaded), then, given an Envoy config,
-checks that every backend's ``cluster`` value reaches a cluster: either a route that
-matches the route header exactly and names an existing cluster, or (no such routes)
-a cluster of that name.
+test-evaluated, models verified by hash and loaded), then, given a proxy config,
+checks that every backend's ``cluster`` value reaches a destination: either a route
+that matches the route header exactly and names an existing cluster, or (no such
+routes) a cluster of that name. The proxy config is an Envoy bootstrap, or a file of
+Kubernetes resources (several YAML documents: Istio ``VirtualService`` header matches
+``{header: {exact: value}}``, Gateway API ``HTTPRoute`` header matches ``{name, value,
+type: Exact}``); the other documents of such a file (EnvoyFilter, Gateway...) are skipped.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from extproc.config.errors import ConfigError
 from extproc.config.safe_yaml import load_yaml, one_line, read_bounded
@@ -51,16 +56,85 @@ def envoy_routes(envoy: dict[str, Any], header: str) -> tuple[set[str], dict[str
     return clusters, routes
 
 
+def _istio_routes(vs: dict[str, Any], header: str) -> dict[str, str]:
+    """Route-header value -> destination host of an Istio VirtualService."""
+    routes: dict[str, str] = {}
+    for http in (vs.get("spec") or {}).get("http") or []:
+        hosts = [((r.get("destination") or {}).get("host")) for r in http.get("route") or [] if r]
+        for match in http.get("match") or []:
+            exact = (((match or {}).get("headers") or {}).get(header) or {}).get("exact")
+            if exact and hosts and hosts[0]:
+                routes[exact] = hosts[0]
+    return routes
+
+
+def _gateway_api_routes(route: dict[str, Any], header: str) -> dict[str, str]:
+    """Route-header value -> first backendRef name of a Gateway API HTTPRoute."""
+    routes: dict[str, str] = {}
+    for rule in (route.get("spec") or {}).get("rules") or []:
+        refs = [r.get("name") for r in rule.get("backendRefs") or [] if r]
+        for match in rule.get("matches") or []:
+            for h in (match or {}).get("headers") or []:
+                exact = h.get("type", "Exact") == "Exact" and h.get("name") == header
+                if exact and h.get("value") and refs and refs[0]:
+                    routes[h["value"]] = refs[0]
+    return routes
+
+
+def _documents(path: Path) -> list[Any]:
+    """Every YAML document of ``path``: an Envoy bootstrap is one, a file of Kubernetes
+    resources several. ``load_yaml`` bounds the whole stream before refusing a second
+    document, so reading them all after that refusal is just as bounded."""
+    text = read_bounded(path)
+    try:
+        return [load_yaml(text, str(path))]
+    except ConfigError as exc:
+        if "expected a single document" not in str(exc):
+            raise
+    return [d for d in yaml.safe_load_all(text) if d is not None]
+
+
+def proxy_routes(docs: list[Any], header: str) -> tuple[set[str], dict[str, str]] | None:
+    """Destinations and route-header value -> destination, from an Envoy bootstrap or
+    Istio/Gateway API resources; None when no document is any of these."""
+    clusters: set[str] = set()
+    routes: dict[str, str] = {}
+    known = False
+    for doc in docs:
+        if not isinstance(doc, dict):
+            continue
+        kind = doc.get("kind")
+        if kind == "VirtualService":
+            found = _istio_routes(doc, header)
+        elif kind == "HTTPRoute":
+            found = _gateway_api_routes(doc, header)
+        elif "static_resources" in doc or kind is None:
+            envoy_clusters, found = envoy_routes(doc, header)
+            clusters |= envoy_clusters
+        else:
+            continue
+        known = True
+        routes.update(found)
+        clusters |= set(found.values()) if kind is not None else set()
+    return (clusters, routes) if known else None
+
+
 def check_envoy(snapshot: Snapshot, envoy_path: Path) -> list[str]:
     """Problems with how ``envoy_path`` routes this config's backends (empty: none)."""
     try:
-        envoy = load_yaml(read_bounded(envoy_path), str(envoy_path))
+        docs = _documents(envoy_path)
     except ConfigError as exc:
         return [f"cannot read Envoy config: {exc}"]
-    if not isinstance(envoy, dict):
-        return [f"{envoy_path} is not an Envoy bootstrap (a YAML object)"]
+    except yaml.YAMLError as exc:
+        return [f"cannot read Envoy config: {envoy_path}: {one_line(str(exc))}"]
     header = snapshot.spec.route_header
-    clusters, routes = envoy_routes(envoy, header)
+    found = proxy_routes(docs, header)
+    if found is None:
+        return [
+            f"{envoy_path} is not an Envoy bootstrap, an Istio VirtualService or a Gateway "
+            "API HTTPRoute"
+        ]
+    clusters, routes = found
     problems = []
     for backend in snapshot.spec.backends:
         if routes:

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
@@ -94,3 +95,44 @@ def test_config_validate_on_files_that_cannot_be_a_config(tmp_path: Path) -> Non
     out = routeiq("config", "validate", str(CONFIG), "--envoy", str(envoy))
     assert out.returncode == 1 and "Traceback" not in out.stderr
     assert "nests more than" in out.stderr
+
+
+@pytest.mark.parametrize(
+    ("config", "proxy"),
+    [
+        ("deploy/examples/litellm-in-front-of-providers.yaml", "deploy/istio/gateway-routes.yaml"),
+        ("deploy/examples/vllm-small-provider-large.yaml", "deploy/envoy-gateway/httproutes.yaml"),
+    ],
+)
+def test_config_validate_reads_kubernetes_route_files(config: str, proxy: str) -> None:
+    """Istio and Gateway API files hold several YAML documents; their header matches count."""
+    out = routeiq("config", "validate", config, "--envoy", proxy)
+    assert out.returncode == 0, out.stderr
+    assert ": OK (" in out.stdout
+
+
+def test_config_validate_names_a_value_no_kubernetes_route_matches(tmp_path: Path) -> None:
+    routes = list(yaml.safe_load_all((REPO / "deploy/istio/gateway-routes.yaml").read_text()))
+    kept = [d for d in routes if d and d.get("kind") != "VirtualService"]
+    for vs in (d for d in routes if d and d.get("kind") == "VirtualService"):
+        vs["spec"]["http"] = [
+            h for h in vs["spec"]["http"] if "provider_openai" not in json.dumps(h.get("match"))
+        ]
+        kept.append(vs)
+    proxy = tmp_path / "routes.yaml"
+    proxy.write_text(yaml.safe_dump_all(kept))
+    config = REPO / "deploy/examples/litellm-in-front-of-providers.yaml"
+    out = routeiq("config", "validate", str(config), "--envoy", str(proxy))
+    assert out.returncode == 1
+    assert "no route matches x-routeiq-cluster: provider_openai" in out.stderr
+    assert "litellm" not in out.stderr  # that value still has its route
+
+
+def test_config_validate_refuses_a_file_with_no_routes() -> None:
+    out = routeiq(
+        "config", "validate", str(CONFIG), "--envoy", "deploy/istio/envoyfilter-gateway.yaml"
+    )
+    assert out.returncode == 1 and out.stderr.count("\n") == 1
+    assert "is not an Envoy bootstrap, an Istio VirtualService or a Gateway API HTTPRoute" in (
+        out.stderr
+    )
