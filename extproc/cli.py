@@ -207,7 +207,12 @@ def _cmd_explain(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="routeiq", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="routeiq",
+        description="RouteIQ: policy and routing for OpenAI-format LLM traffic. 'serve' runs "
+        "the Envoy ext_proc server; the other commands are the operator's tools around the "
+        "same code.",
+    )
     parser.add_argument("--version", action="version", version=f"routeiq {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 

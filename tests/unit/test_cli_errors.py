@@ -6,6 +6,7 @@ exit, never a traceback; ``-`` is stdin/stdout; progress only on a terminal.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import pty
@@ -15,6 +16,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from extproc.cli import build_parser
 
 REPO = Path(__file__).resolve().parents[2]
 CHAT = b'{"model": "auto", "messages": [{"role": "user", "content": "hi"}]}'
@@ -141,3 +144,22 @@ def test_train_shows_progress_only_on_a_terminal(tmp_path: Path) -> None:
     piped = routeiq(*argv[3:], "--out", str(tmp_path / "pipe"))
     assert piped.returncode == 0, piped.stderr
     assert "embed:" not in piped.stderr
+
+
+def _parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    found = [parser]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                found += _parsers(sub)
+    return found
+
+
+def test_help_texts_are_plain_text() -> None:
+    """No reStructuredText markup from docstrings in any --help."""
+    parsers = _parsers(build_parser())
+    assert len(parsers) > 15
+    for p in parsers:
+        text = p.format_help()
+        for markup in ("``", ":class:", ":func:", ":meth:"):
+            assert markup not in text, (p.prog, text)
