@@ -84,8 +84,9 @@ async def decide(
         return _denied(did, snapshot, request, refusal, p, started)
     if p.cache is not None and p.cache.hit:
         assert p.ask is not None
-        a, pol, c = p.analysis, p.policy, p.cache
-        return cached_decision(did, snapshot, request, p.caller, p.ask, a, pol, c, paid, started)
+        return cached_decision(
+            did, snapshot, request, p.caller, p.ask, p.analysis, p.policy, p.cache, paid, started
+        )
     return _routed(did, snapshot, request, p, paid, started)
 
 
