@@ -10,8 +10,8 @@ the same run, same config (default the shipped one):
 
 1. baseline: ``Router.classify`` one request at a time on ``--baseline`` prompts spread
    evenly over the set (the serving path; ``routeiq score`` before this change);
-2. ``extproc.routing.scoring.classify_many`` on all prompts with ``spec.routing.threads``
-   single-threaded workers, once per ``--chunks`` size (requests per
+2. ``extproc.routing.scoring.classify_many`` on all prompts with one single-threaded
+   worker per CPU (what ``routeiq score`` does), once per ``--chunks`` size (requests per
    ``Router.classify_batch`` call; 1 is what ``routeiq score`` uses), with how many of the
    baseline prompts got another category or tier than the serving path (int8 dynamic
    quantisation scales a batch as a whole);
@@ -35,7 +35,13 @@ from pathlib import Path
 from typing import TypeVar
 
 from extproc.routing.labelled import load_labelled
-from extproc.routing.scoring import classify_many, load_router, request_of, routing_source
+from extproc.routing.scoring import (
+    classify_many,
+    default_workers,
+    load_router,
+    request_of,
+    routing_source,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "routing" / "routellm_mmlu_train"
@@ -102,6 +108,7 @@ def main() -> None:
     source = routing_source(args.config)
     router = load_router(source)  # the serving router: spec.routing.threads intra-op threads
     workers_router = load_router(source, batch_workers=True)  # one thread per worker
+    workers = default_workers()
     chars = sum(len(p) for p in prompts) / len(prompts)
     print(
         f"{len(prompts)} prompts from {args.data.name}, mean {chars:.0f} characters, "
@@ -118,10 +125,10 @@ def main() -> None:
     print()
     for chunk in args.chunks:
         rate, results = _timed(
-            f"{source.workers} workers, {chunk} per batch call",
+            f"{workers} workers, {chunk} per batch call",
             len(requests),
             lambda chunk=chunk: classify_many(  # type: ignore[misc]
-                workers_router, requests, workers=source.workers, chunk=chunk
+                workers_router, requests, workers=workers, chunk=chunk
             ),
         )
         moved = sum(

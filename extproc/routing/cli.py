@@ -33,6 +33,7 @@ from extproc.routing.labelled import FORMATS, LabelledError
 from extproc.routing.scoring import (
     ToolError,
     classify_many,
+    default_workers,
     load_router,
     one_line,
     read_prompt_lines,
@@ -185,6 +186,19 @@ def _router_options(p: argparse.ArgumentParser) -> None:
         default=None,
         help="move the auto knob: fraction of traffic that may go to premium",
     )
+    p.add_argument(
+        "--workers",
+        type=_positive,
+        default=default_workers(),
+        help="prompts classified in parallel (default: one per CPU)",
+    )
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def _label_options(p: argparse.ArgumentParser) -> None:
@@ -197,7 +211,7 @@ def run_score(args: argparse.Namespace) -> int:
     ids, requests = read_prompt_lines(args.input)
     source = routing_source(args.config, args.strategy, args.models_dir)
     router = load_router(source, args.premium_share, batch_workers=True)
-    results = classify_many(router, requests, label="score", workers=source.workers)
+    results = classify_many(router, requests, label="score", workers=args.workers)
     write_lines(args.output, [score_record(i, c) for i, c in zip(ids, results, strict=True)])
     return 0
 
@@ -220,7 +234,7 @@ def run_eval(args: argparse.Namespace) -> int:
     origin = source.origin + (
         f" (premium share set to {args.premium_share:g})" if args.premium_share is not None else ""
     )
-    ev = evaluate_router(router, pair, origin, shares, workers=source.workers)
+    ev = evaluate_router(router, pair, origin, shares, workers=args.workers)
     if args.plot is not None:
         from extproc.routing.plot import write_plot
 
@@ -247,7 +261,7 @@ def _category_accuracy(args: argparse.Namespace) -> int:
     source = routing_source(args.config, args.strategy, args.models_dir)
     router = load_router(source, batch_workers=True)
     requests = [request_of({"prompt": t}) for t, _ in rows]
-    results = classify_many(router, requests, label="eval", workers=source.workers)
+    results = classify_many(router, requests, label="eval", workers=args.workers)
     predicted = [c.category for c in results]
     acc = accuracy(predicted, [y for _, y in rows])
     print(json.dumps({"strategy": router.spec.strategy, "n": len(predicted), "accuracy": acc}))

@@ -70,11 +70,10 @@ class RoutingSource:
     base_dir: Path
     origin: str
 
-    @property
-    def workers(self) -> int:
-        """Parallel batch workers for the offline tools: ``spec.routing.threads``, at most
-        the number of CPUs."""
-        return max(1, min(self.spec.threads, os.cpu_count() or 1))
+
+def default_workers() -> int:
+    """Parallel workers of the offline tools by default: one per CPU."""
+    return os.cpu_count() or 1
 
 
 def default_config_path() -> Path | None:
@@ -122,9 +121,9 @@ def load_router(
 ) -> Router:
     """Build the router (ConfigError on a bad artefact); move the ``auto`` knob if asked.
 
-    ``batch_workers``: the router is for :func:`classify_many` with ``source.workers``
-    workers, each running onnxruntime on one thread: several single-threaded batches in
-    parallel use the cores better than one batch split across intra-op threads.
+    ``batch_workers``: the router is for :func:`classify_many` with several workers, each
+    running onnxruntime on one thread: several single-threaded runs in parallel use the
+    cores better than one run split across intra-op threads.
     """
     spec = source.spec
     if batch_workers:

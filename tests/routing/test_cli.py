@@ -59,12 +59,13 @@ def plain_config(tmp_path: Path) -> Path:
 
 def knob_config(tmp_path: Path) -> Path:
     """The e2e config (eco, standard, premium, free backends) with the cost-quality rule on:
-    the shipped strong/weak scorer as the need model, calibrated on 24 reference prompts."""
+    the shipped strong/weak scorer as the need model, calibrated on 24 reference prompts,
+    no category ceilings (so 100% premium means every prompt)."""
     ref = tmp_path / "reference.jsonl"
     ref.write_text("".join(json.dumps({"prompt": p}) + "\n" for p in REFERENCE))
     routing = {
         "modelsDir": str(MODELS),
-        "costQuality": {"model": "strongweak", "referencePrompts": str(ref)},
+        "costQuality": {"model": "strongweak", "referencePrompts": str(ref), "ceilings": {}},
     }
     return write_config(tmp_path / "knob.yaml", routing=routing, policy=embedded_policy())
 
