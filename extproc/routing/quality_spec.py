@@ -80,6 +80,10 @@ class QualityKnob(Spec):
         )
 
 
+def _default_ceilings() -> dict[str, TierBound]:
+    return {"chat": "eco"}
+
+
 def _default_profiles() -> dict[ProfileName, QualityKnob]:
     return {
         "eco": QualityKnob(premium_share=0.05, eco_share=0.7),
@@ -119,7 +123,9 @@ class CostQuality(QualityKnob):
         default_factory=dict, description="Category -> lowest tier it may get."
     )
     ceilings: dict[str, TierBound] = Field(
-        default_factory=dict, description="Category -> highest tier it may get."
+        default_factory=_default_ceilings,
+        description="Category -> highest tier it may get (default: small talk and one-fact "
+        "lookups stay on eco; the need model over-rates very short chat, docs/routing.md).",
     )
 
     @model_validator(mode="before")

@@ -44,8 +44,11 @@ def router() -> Router:
 
 
 TINY = {
-    "coding": ["Write a Python function to sort a list.", "Fix this JavaScript bug.",
-               "Implement a hash map in C."],
+    "coding": [
+        "Write a Python function to sort a list.",
+        "Fix this JavaScript bug.",
+        "Implement a hash map in C.",
+    ],
     "chat": ["hello, how are you?", "good morning!", "tell me a joke"],
     "math": ["What is 12 * 13?", "Solve 2x + 3 = 9.", "Integrate x^2."],
 }
@@ -68,11 +71,22 @@ def write_tiny_models(
     for strategy in strategies:
         params = {"k": 1} if strategy == "knn" else None
         classes, arrays, p = fit(strategy, x, labels, params=params)
-        save_model(root / strategy, strategy, classes, arrays, p, kind="category",
-                   embedder_sha256="test", data={}, metrics={}, recipe="tests")
+        save_model(
+            root / strategy,
+            strategy,
+            classes,
+            arrays,
+            p,
+            kind="category",
+            embedder_sha256="test",
+            data={},
+            metrics={},
+            recipe="tests",
+        )
     return root
 
 
 def unit_rows(rng: np.random.Generator, n: int, d: int = 384) -> np.ndarray:
     x = rng.normal(size=(n, d)).astype(np.float32)
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
+    out: np.ndarray = x / np.linalg.norm(x, axis=1, keepdims=True)
+    return out

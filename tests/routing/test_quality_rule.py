@@ -69,6 +69,8 @@ def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def spec_of(models_dir: Path, **cost_quality: object) -> RoutingSpec:
+    """No category bounds unless given: the length model's tiers stay computable by hand."""
+    cost_quality.setdefault("ceilings", {})
     return RoutingSpec.model_validate(
         {"modelsDir": str(models_dir), "scorer": None, "costQuality": cost_quality}
     )
