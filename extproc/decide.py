@@ -252,6 +252,10 @@ def _reasons(p: _Progress) -> tuple[str, ...]:
     out += list(p.analysis.degraded)
     if p.chosen.affinity_applied:
         out.append(f"session pinned to {p.chosen.backend.name}")
+    if p.cache is not None:  # "cache miss", "cache bypass: tools" (decision log, explain)
+        out.append(
+            f"cache {p.cache.status.value}" + (f": {p.cache.reason}" if p.cache.reason else "")
+        )
     return tuple(out)
 
 

@@ -3,6 +3,7 @@ reusing the analyze stage's embedding; a miss carries what the adapter stores.""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from extproc.config.settings import Settings
 from extproc.config.snapshot import Snapshot
 from extproc.decide import decide
 from extproc.decision import Decision, Outcome
+from extproc.decision_log import DecisionLog
 from extproc.state.memory import MemoryStateStore
 from tests.cache.conftest import RESEARCH, SUPPORT, chat, completion
 from tests.pipeline.test_embedding_cache import CountingOffload
@@ -218,3 +220,18 @@ async def test_store_failures_never_fail_a_request(
     assert "store unavailable" in d.cache.reason
     assert unreachable.stats.outages == 1
     await unreachable.aclose()
+
+
+async def test_decision_log_lines_say_what_the_cache_did(
+    snapshot_with: Callable[..., Snapshot], cache: AnswerCache
+) -> None:
+    snap = snapshot_with(cache=CACHE)
+    log = DecisionLog(None)
+    miss = await answered(chat(headers=SUPPORT), snap, cache)
+    hit = await decide(chat(headers=SUPPORT), snap, cache=cache)
+    bypass = await decide(chat(headers=SUPPORT, n=2), snap, cache=cache)
+    lines = [log.decision_document(d, None, 0.001, time.time()) for d in (miss, hit, bypass)]
+    assert [line["outcome"] for line in lines] == ["routed", "cached", "routed"]
+    assert lines[0]["reasons"][-1] == "cache miss"
+    assert lines[1]["reasons"] == ["cache hit (exact)"] and lines[1]["backend"] is None
+    assert lines[2]["reasons"][-1] == "cache bypass: n"
