@@ -357,6 +357,7 @@ class DecisionLog:
                 dict(decision.excluded) if decision.excluded or decision.backend else None
             ),
             "fallbacks": list(decision.fallbacks),
+            "cache": decision.cache.explain() if decision.cache is not None else None,
             "config_version": decision.config_version,
             "latency_ms": round(elapsed_s * 1000, 3),
             "prompt_tokens_estimate": request.prompt_tokens if request else None,

@@ -80,6 +80,8 @@ def _tier_gap(d: Decision, snapshot: Snapshot) -> str | None:
 
 def why(d: Decision, snapshot: Snapshot) -> str:
     """The decision in one or two sentences of plain words."""
+    if d.outcome is Outcome.CACHED:
+        return "; ".join(d.reasons)
     if d.outcome is Outcome.DENIED:
         assert d.error is not None
         parts = [f"refused {d.error.status} {d.error.code or d.error.type}: {d.error.message}"]
