@@ -214,3 +214,22 @@ def subject_cv(
         recovered,
         len(rows),
     )
+
+
+def within_family_cv(
+    data: QualityData,
+    fit: Callable[[Array, Array], Callable[[Array], Array]],
+    family: str,
+    folds: int = 5,
+) -> float:
+    """APGR of ``family`` scored by random ``folds``-fold CV *inside* the family: how much
+    of its strong/weak gain the inputs can predict at all (a ceiling, not a transfer)."""
+    rows = eval_rows(data, family)
+    fold = np.random.default_rng(0).integers(0, folds, len(rows))
+    pred = np.zeros(len(rows))
+    for k in range(folds):
+        train = rows[fold != k]
+        pred[fold == k] = fit(train, np.ones(len(train)))(rows[fold == k])
+    strong, weak = data.pair(family)
+    pos = np.searchsorted(np.nonzero(data.family == family)[0], rows)
+    return strong_weak_report(list(pred), list(strong[pos]), list(weak[pos])).apgr
