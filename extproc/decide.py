@@ -248,7 +248,11 @@ def _reasons(p: _Progress) -> tuple[str, ...]:
     out = ["explicit model" if p.ask.profile is None else f"profile {p.ask.profile.value}"]
     c = p.analysis.classification
     if c is not None:
-        out.append(f"category {c.category} needs tier {c.tier}")
+        if c.quality is not None:
+            out.append(f"category {c.category}; cost-quality {c.quality.reason}")
+        else:
+            out.append(f"category {c.category} needs tier {c.tier}")
+        out += [f"signal rule {rule}" for rule in c.rules]
     out += list(p.analysis.degraded)
     if p.chosen.affinity_applied:
         out.append(f"session pinned to {p.chosen.backend.name}")

@@ -115,7 +115,8 @@ def tier_needed(ask: Ask, classification: Classification | None) -> tuple[Tier, 
     if ask.profile is None:
         return Tier.PREMIUM, Profile.PREMIUM
     classified = Tier(classification.tier) if classification is not None else None
-    return target_tier(ask.profile, classified), ask.profile
+    learned = classification is not None and classification.quality is not None
+    return target_tier(ask.profile, classified, learned), ask.profile
 
 
 async def _shared_view(

@@ -59,14 +59,19 @@ def _exclusion(backend: Backend, c: Constraints) -> str | None:
     return None
 
 
-def target_tier(profile: Profile, classified: Tier | None) -> Tier:
-    """The tier a request should land on, given its profile and classification."""
+def target_tier(profile: Profile, classified: Tier | None, learned: bool = False) -> Tier:
+    """The tier a request should land on, given its profile and classification.
+
+    ``learned``: the classification came from the cost-quality rule at this profile's
+    own operating point (``eco`` is a point on the same curve, which may send a few
+    requests up), so its tier stands; otherwise ``eco`` caps the category's tier at eco.
+    """
     if profile is Profile.FREE:
         return Tier.FREE
     if profile in (Profile.PREMIUM, Profile.REASONING):
         return Tier.PREMIUM
     tier = classified or Tier.STANDARD
-    if profile is Profile.ECO:
+    if profile is Profile.ECO and not learned:
         return Tier(TIERS[max(Tier.FREE.rank, min(tier.rank, Tier.ECO.rank))])
     return tier
 

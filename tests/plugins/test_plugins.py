@@ -115,3 +115,14 @@ async def test_expected_cost_of_this_request_is_explained(tmp_path: Path) -> Non
 def test_an_unknown_ranker_is_a_config_error_listing_the_known_ones() -> None:
     with pytest.raises(ConfigError, match=r"unknown ranker 'nope'.*cost.*tier-cost"):
         load_ranker("nope")
+
+
+def test_eco_caps_category_tiers_but_keeps_the_learned_rules_tier() -> None:
+    from extproc.config.schema import Tier
+    from extproc.routing.profiles import Profile
+    from extproc.routing.selector import target_tier
+
+    assert target_tier(Profile.ECO, Tier.PREMIUM) is Tier.ECO
+    assert target_tier(Profile.ECO, Tier.PREMIUM, learned=True) is Tier.PREMIUM
+    assert target_tier(Profile.AUTO, None) is Tier.STANDARD
+    assert target_tier(Profile.PREMIUM, Tier.ECO, learned=True) is Tier.PREMIUM
