@@ -8,6 +8,7 @@ route header changes).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 
 from envoy.config.core.v3.base_pb2 import HeaderValue, HeaderValueOption
@@ -53,6 +54,8 @@ def continue_request_headers(
 ) -> ProcessingResponse:
     """Let the request headers pass (minus ``remove``, plus ``set_headers``, e.g. a
     canonical ``:path``), optionally changing what comes next."""
+    if mode is not None and not remove and not set_headers:
+        return _plain_request_headers(mode.SerializeToString(deterministic=True))
     response = ProcessingResponse(
         request_headers=HeadersResponse(
             response=CommonResponse(header_mutation=header_mutation(set_headers, remove))
@@ -60,6 +63,16 @@ def continue_request_headers(
     )
     if mode is not None:
         response.mode_override.CopyFrom(mode)
+    return response
+
+
+@functools.lru_cache(maxsize=16)
+def _plain_request_headers(mode: bytes) -> ProcessingResponse:
+    """The common "headers pass, then do ``mode``" answer, one shared message per mode."""
+    response = ProcessingResponse(
+        request_headers=HeadersResponse(response=CommonResponse(header_mutation=HeaderMutation()))
+    )
+    response.mode_override.ParseFromString(mode)
     return response
 
 
@@ -87,13 +100,24 @@ def route_request_body(
     return ProcessingResponse(request_body=BodyResponse(response=common))
 
 
+# Answers that carry nothing request-specific are built once and shared by every stream
+# (read-only: gRPC only serialises them); building one costs several microseconds.
+_CONTINUE_REQUEST_BODY = ProcessingResponse(request_body=BodyResponse(response=CommonResponse()))
+_CONTINUE_RESPONSE_BODY = ProcessingResponse(response_body=BodyResponse(response=CommonResponse()))
+_CONTINUE_RESPONSE_HEADERS = ProcessingResponse(
+    response_headers=HeadersResponse(response=CommonResponse(header_mutation=HeaderMutation()))
+)
+
+
 def continue_request_body() -> ProcessingResponse:
-    return ProcessingResponse(request_body=BodyResponse(response=CommonResponse()))
+    return _CONTINUE_REQUEST_BODY
 
 
 def continue_response_headers(
     set_headers: Headers = (), mode: ProcessingMode | None = None
 ) -> ProcessingResponse:
+    if not set_headers and mode is None:
+        return _CONTINUE_RESPONSE_HEADERS
     response = ProcessingResponse(
         response_headers=HeadersResponse(
             response=CommonResponse(header_mutation=header_mutation(set_headers))
@@ -105,6 +129,8 @@ def continue_response_headers(
 
 
 def continue_response_body(new_body: bytes | None = None) -> ProcessingResponse:
+    if new_body is None:
+        return _CONTINUE_RESPONSE_BODY
     common = CommonResponse()
     if new_body is not None:
         common.body_mutation.body = new_body
