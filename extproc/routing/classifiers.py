@@ -12,18 +12,13 @@ probabilities (rows sum to 1), so the router treats all strategies alike.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-from extproc.routing.artefacts import ArtefactError, Manifest, load_manifest, load_npz
-
 Matrix = npt.NDArray[np.float32]
-STRATEGIES: tuple[str, ...] = ("centroid", "knn", "linear", "svm", "mlp")
 
 
 class Model(Protocol):
@@ -149,78 +144,3 @@ class Mlp:
             out: Matrix = np.stack([1.0 - p, p], axis=1).astype(np.float32)
             return out
         return softmax(z)
-
-
-def _f32(a: npt.NDArray[Any]) -> Matrix:
-    out: Matrix = np.ascontiguousarray(a, dtype=np.float32)
-    return out
-
-
-def model_from_arrays(
-    strategy: str, classes: Sequence[str], arrays: Mapping[str, npt.NDArray[Any]],
-    params: Mapping[str, Any],
-) -> Model:
-    """Build the numpy model of ``strategy`` from its arrays (shared by load and train)."""
-    names = tuple(classes)
-    if strategy == "centroid":
-        return Centroids.grouped(
-            names, _f32(arrays["centroids"]), arrays["owner"].astype(np.int64),
-            float(params.get("temperature", 0.05)),
-        )
-    if strategy == "knn":
-        return Knn(names, _f32(arrays["points"]), arrays["labels"].astype(np.int64),
-                   int(params["k"]))
-    if strategy in ("linear", "svm"):
-        return Linear(names, _f32(arrays["mean"]), _f32(arrays["scale"]), _f32(arrays["coef"]),
-                      _f32(arrays["intercept"]))
-    if strategy == "mlp":
-        layers = int(params["layers"])
-        return Mlp(
-            names, _f32(arrays["mean"]), _f32(arrays["scale"]),
-            tuple(_f32(arrays[f"w{i}"]) for i in range(layers)),
-            tuple(_f32(arrays[f"b{i}"]) for i in range(layers)),
-        )
-    raise ArtefactError(f"unknown routing strategy '{strategy}' (known: {', '.join(STRATEGIES)})")
-
-
-@dataclass(frozen=True, slots=True)
-class LoadedModel:
-    """A verified artefact: the model plus its manifest (strategy, kind, metrics...)."""
-
-    model: Model
-    manifest: Manifest
-
-    @property
-    def strategy(self) -> str:
-        return str(self.manifest.data["strategy"])
-
-    @property
-    def kind(self) -> str:
-        return str(self.manifest.data.get("kind", "category"))
-
-
-def load_model(directory: Path, dimensions: int | None = None) -> LoadedModel:
-    """Verify ``directory/manifest.json`` hashes, then build the numpy model it describes."""
-    manifest = load_manifest(directory / "manifest.json")
-    data = manifest.data
-    strategy, classes = data.get("strategy"), data.get("classes")
-    if not isinstance(strategy, str) or not isinstance(classes, list) or not classes:
-        raise ArtefactError(f"{manifest.path}: needs 'strategy' and a non-empty 'classes' list")
-    arrays = load_npz(manifest, "weights.npz")
-    try:
-        model = model_from_arrays(strategy, classes, arrays, data.get("params", {}))
-        probe = np.zeros((1, dimensions or _input_width(arrays, strategy)), dtype=np.float32)
-        out = model.scores(probe)
-    except (KeyError, ValueError) as exc:
-        raise ArtefactError(
-            f"{directory}: weights do not fit strategy '{strategy}': {exc}"
-        ) from None
-    if out.shape != (1, len(classes)):
-        raise ArtefactError(f"{directory}: model yields {out.shape[1]} scores for "
-                            f"{len(classes)} classes")
-    return LoadedModel(model, manifest)
-
-
-def _input_width(arrays: Mapping[str, npt.NDArray[Any]], strategy: str) -> int:
-    key = {"centroid": "centroids", "knn": "points"}.get(strategy, "mean")
-    return int(arrays[key].shape[-1])

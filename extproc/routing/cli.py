@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import TypeAlias
 
 from extproc.config.errors import ConfigError
-from extproc.routing.classifiers import STRATEGIES
 from extproc.routing.evaluation import EvaluationError
 from extproc.routing.labelled import FORMATS, LabelledError
 from extproc.routing.scoring import (
@@ -42,6 +41,7 @@ from extproc.routing.scoring import (
     score_record,
     write_lines,
 )
+from extproc.routing.strategies import known_strategies
 
 Handler = Callable[[argparse.Namespace], int]
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
@@ -126,7 +126,7 @@ def _register_replay(subparsers: Subparsers) -> None:
 
 def _register_train(subparsers: Subparsers) -> None:
     t = _parser(subparsers, "train", run_train, "train a routing artefact (needs scikit-learn)")
-    t.add_argument("--strategy", choices=STRATEGIES, required=True)
+    t.add_argument("--strategy", choices=known_strategies(), required=True)
     t.add_argument("--data", type=Path, nargs="+", required=True, help="JSONL/CSV/JSON files")
     t.add_argument(
         "--extra",

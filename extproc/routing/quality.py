@@ -23,9 +23,10 @@ import numpy as np
 import numpy.typing as npt
 
 from extproc.routing.artefacts import ArtefactError, Manifest, load_manifest, load_npz
-from extproc.routing.classifiers import LoadedModel, Matrix, model_from_arrays
+from extproc.routing.classifiers import Matrix
 from extproc.routing.quality_features import FEATURE_NAMES, feature_matrix
 from extproc.routing.quality_spec import CostQuality, QualityKnob
+from extproc.routing.strategies import LoadedModel, model_from_arrays
 
 Needs = npt.NDArray[np.float64]
 PROFILES: tuple[str, ...] = ("auto", "eco", "premium")

@@ -26,7 +26,7 @@ from extproc.api.openai import ParsedRequest
 from extproc.routing.ab import Splitter
 from extproc.routing.artefacts import ArtefactError
 from extproc.routing.categories import DEFAULT_CATEGORY_TIERS
-from extproc.routing.classifiers import LoadedModel, Matrix, load_model
+from extproc.routing.classifiers import Matrix
 from extproc.routing.embedder import Embedder, load_embedder, timed_embed
 from extproc.routing.quality import (
     QualityRule,
@@ -37,6 +37,7 @@ from extproc.routing.quality import (
 )
 from extproc.routing.signals import SignalValue, compute_signals
 from extproc.routing.spec import TIER_ORDER, EmbeddingText, RoutingSpec, SignalRule
+from extproc.routing.strategies import LoadedModel, load_model
 
 TOP_SCORES = 3
 

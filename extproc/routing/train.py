@@ -11,32 +11,14 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from extproc.routing.artefacts import sha256_file
-from extproc.routing.classifiers import Model, model_from_arrays
-
-Arrays = dict[str, npt.NDArray[Any]]
-
-DEFAULT_PARAMS: Mapping[str, Mapping[str, Any]] = MappingProxyType({
-    "centroid": {"temperature": 0.05},
-    "knn": {"k": 10},
-    "linear": {"C": 1.0},
-    "svm": {"C": 0.1},
-    "mlp": {"hidden": 256, "alpha": 1e-3, "max_iter": 300},
-})
-
-
-def _scaler(x: npt.NDArray[np.float32]) -> tuple[Arrays, npt.NDArray[np.float32]]:
-    from sklearn.preprocessing import StandardScaler
-
-    scaler = StandardScaler().fit(x)
-    scale = np.where(scaler.scale_ == 0, 1.0, scaler.scale_)
-    return {"mean": scaler.mean_, "scale": scale}, ((x - scaler.mean_) / scale).astype(np.float32)
+from extproc.routing.classifiers import Model
+from extproc.routing.strategies import Arrays, get_strategy, model_from_arrays
 
 
 def fit(
@@ -47,58 +29,25 @@ def fit(
     params: Mapping[str, Any] | None = None,
     seed: int = 0,
 ) -> tuple[tuple[str, ...], Arrays, dict[str, Any]]:
-    """Fit ``strategy`` on unit embeddings ``x`` and labels ``y``.
-
-    Returns ``(classes, arrays, params)``; ``model_from_arrays`` rebuilds the numpy model.
-    For ``centroid``, ``groups`` (e.g. the source task of each prompt) gives one centroid per
-    (class, group), so a class made of unlike sources keeps one prototype per source.
-    """
-    p: dict[str, Any] = {**DEFAULT_PARAMS[strategy], **(params or {})}
+    """Fit ``strategy`` (see ``extproc.routing.strategies``) on unit embeddings ``x`` and
+    labels ``y``; returns ``(classes, arrays, params)``, from which ``model_from_arrays``
+    rebuilds the numpy model. ``groups`` (e.g. each prompt's source task) lets a strategy
+    keep one prototype per source (``centroid`` does)."""
+    chosen = get_strategy(strategy)
+    p: dict[str, Any] = {**chosen.default_params, **(params or {})}
     classes = tuple(sorted(set(y)))
     index = {c: i for i, c in enumerate(classes)}
-    yi = np.asarray([index[v] for v in y], dtype=np.int64)
-    if strategy == "centroid":
-        keys = list(zip(y, groups or y, strict=True))
-        uniq = sorted(set(keys))
-        cents, owner = [], []
-        for cls, grp in uniq:
-            rows = [i for i, k in enumerate(keys) if k == (cls, grp)]
-            c = x[rows].mean(axis=0)
-            cents.append(c / np.linalg.norm(c))
-            owner.append(index[cls])
-        return classes, {"centroids": np.asarray(cents, np.float32),
-                         "owner": np.asarray(owner, np.int64)}, p
-    if strategy == "knn":
-        return classes, {"points": x.astype(np.float32), "labels": yi}, p
-    arrays, xs = _scaler(x)
-    if strategy == "linear":
-        from sklearn.linear_model import LogisticRegression
-
-        lr = LogisticRegression(C=p["C"], max_iter=2000).fit(xs, yi)
-        arrays.update(coef=lr.coef_, intercept=lr.intercept_)
-    elif strategy == "svm":
-        from sklearn.svm import LinearSVC
-
-        svm = LinearSVC(C=p["C"], max_iter=5000, random_state=seed).fit(xs, yi)
-        arrays.update(coef=svm.coef_, intercept=np.atleast_1d(svm.intercept_))
-    elif strategy == "mlp":
-        from sklearn.neural_network import MLPClassifier
-
-        mlp = MLPClassifier(
-            hidden_layer_sizes=(int(p["hidden"]),), alpha=p["alpha"], max_iter=int(p["max_iter"]),
-            early_stopping=True, random_state=seed,
-        ).fit(xs, yi)
-        for i, (w, b) in enumerate(zip(mlp.coefs_, mlp.intercepts_, strict=True)):
-            arrays[f"w{i}"], arrays[f"b{i}"] = w, b
-        p["layers"] = len(mlp.coefs_)
-    else:
-        raise ValueError(f"unknown strategy '{strategy}'")
-    return classes, arrays, p
+    labels = np.asarray([index[v] for v in y], dtype=np.int64)
+    arrays, fitted = chosen.fit(x, labels, classes, groups, p, seed)
+    return classes, arrays, fitted
 
 
 def fit_model(
-    strategy: str, x: npt.NDArray[np.float32], y: Sequence[str],
-    groups: Sequence[str] | None = None, params: Mapping[str, Any] | None = None,
+    strategy: str,
+    x: npt.NDArray[np.float32],
+    y: Sequence[str],
+    groups: Sequence[str] | None = None,
+    params: Mapping[str, Any] | None = None,
 ) -> Model:
     """``fit`` and rebuild the numpy model in one go (cross-validation, tests)."""
     classes, arrays, p = fit(strategy, x, y, groups, params)

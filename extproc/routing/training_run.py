@@ -93,7 +93,7 @@ def _categories(
     classes, arrays, fitted = fit(args.strategy, xt, yt, gt, params)
     metrics: dict[str, Any] = {"train": len(yt), "heldout": int(test.sum())}
     if test.any():
-        from extproc.routing.classifiers import model_from_arrays
+        from extproc.routing.strategies import model_from_arrays
 
         model = model_from_arrays(args.strategy, classes, arrays, fitted)
         pred = [classes[i] for i in model.scores(x[test]).argmax(axis=1)]

@@ -13,6 +13,7 @@ from extproc.config.errors import ConfigError
 from extproc.config.snapshot import build_snapshot
 from extproc.decide import decide
 from extproc.routing.rankers import ENTRY_POINT_GROUP, load_ranker
+from extproc.routing.strategies import ENTRY_POINT_GROUP as STRATEGY_GROUP
 
 EXAMPLE = Path(__file__).parent / "example_plugin"
 
@@ -50,7 +51,8 @@ def install_example(site: Path) -> None:
         "Metadata-Version: 2.1\nName: routeiq-example-plugin\nVersion: 0.1.0\n"
     )
     (info / "entry_points.txt").write_text(
-        f"[{ENTRY_POINT_GROUP}]\ngreenest = routeiq_example_plugin:greenest\n"
+        f"[{ENTRY_POINT_GROUP}]\ngreenest = routeiq_example_plugin:greenest\n\n"
+        f"[{STRATEGY_GROUP}]\nexample-mean = routeiq_example_plugin:MeanStrategy\n"
     )
 
 
@@ -126,3 +128,70 @@ def test_eco_caps_category_tiers_but_keeps_the_learned_rules_tier() -> None:
     assert target_tier(Profile.ECO, Tier.PREMIUM, learned=True) is Tier.PREMIUM
     assert target_tier(Profile.AUTO, None) is Tier.STANDARD
     assert target_tier(Profile.PREMIUM, Tier.ECO, learned=True) is Tier.PREMIUM
+
+
+async def test_a_strategy_plugin_trains_loads_and_classifies(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One module plus config entries: the example strategy is trained with
+    ``routeiq``'s own ``fit``/``save_model``, then served by a config that names it."""
+    from extproc.routing.artefacts import sha256_file
+    from extproc.routing.strategies import get_strategy, known_strategies
+    from extproc.routing.train import fit, save_model
+
+    site = tmp_path / "site"
+    site.mkdir()
+    install_example(site)
+    monkeypatch.syspath_prepend(str(site))
+    assert "example-mean" in known_strategies()
+    repo = Path(__file__).resolve().parents[2]
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "embedder").symlink_to(repo / "models" / "embedder")
+    snapshot_for_embedder = build_snapshot(repo / "config" / "routeiq.yaml", with_policy=False)
+    assert snapshot_for_embedder.router is not None
+    embedder = snapshot_for_embedder.router.embedder
+    texts = {
+        "coding": ["Write a Python function to reverse a list", "Fix this SQL join query"],
+        "chat": ["hi, how are you today?", "good morning! how was your weekend?"],
+    }
+    rows = [(t, label) for label, ts in texts.items() for t in ts]
+    x = embedder.embed_many([t for t, _ in rows])
+    classes, arrays, params = fit("example-mean", x, [label for _, label in rows])
+    save_model(
+        models / "mean",
+        "example-mean",
+        classes,
+        arrays,
+        params,
+        kind="category",
+        embedder_sha256=sha256_file(repo / "models" / "embedder" / "model_int8.onnx"),
+        data={"rows": len(rows)},
+        metrics={},
+        recipe="tests/plugins/test_plugins.py",
+    )
+    assert get_strategy("example-mean").default_params["temperature"] == 0.1
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "apiVersion: routeiq.dev/v1alpha1\nkind: RoutingConfig\nspec:\n"
+        f"  routing: {{modelsDir: {models}, strategy: example-mean,"
+        " artefacts: {example-mean: mean}, scorer: null}\n"
+        "  backends:\n    - {name: small, cluster: c1, models: [m], tier: eco}\n"
+        "    - {name: big, cluster: c2, models: [m], tier: standard}\n"
+    )
+    snapshot = build_snapshot(config)
+    d = await decide(
+        request(
+            {
+                "model": "auto",
+                "messages": [
+                    {"role": "user", "content": "Write a Rust function that parses a date"}
+                ],
+            }
+        ),
+        snapshot,
+    )
+    assert d.classification is not None
+    assert (d.classification.strategy, d.category, d.backend) == ("example-mean", "coding", "big")
+    snapshot.close()
+    snapshot_for_embedder.close()

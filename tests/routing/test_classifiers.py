@@ -14,7 +14,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 
 from extproc.routing.artefacts import ArtefactError
-from extproc.routing.classifiers import load_model, model_from_arrays
+from extproc.routing.strategies import load_model, model_from_arrays
 from extproc.routing.train import fit, save_model
 
 from .conftest import unit_rows

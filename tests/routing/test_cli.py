@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from extproc.routing.classifiers import load_model
 from extproc.routing.cli import main, register
+from extproc.routing.strategies import load_model
 from tests.fixtures.configs import embedded_policy, write_config
 
 from .conftest import MODELS, REPO, TINY
