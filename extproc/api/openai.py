@@ -42,8 +42,6 @@ class Endpoint(enum.StrEnum):
     RESPONSES = "responses"
 
 
-
-
 @dataclass(frozen=True, slots=True)
 class ParseLimits:
     """Bounds checked at parse time; a request past one is refused with a 400.

@@ -43,7 +43,11 @@ class Splitter:
                 arms.append(arm)
                 bounds.append(acc)
         return cls(
-            experiment.name, tuple(arms), tuple(experiment.split), tuple(bounds), acc,
+            experiment.name,
+            tuple(arms),
+            tuple(experiment.split),
+            tuple(bounds),
+            acc,
             experiment.shadow,
         )
 

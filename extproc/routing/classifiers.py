@@ -57,7 +57,10 @@ class Centroids:
 
     @classmethod
     def grouped(
-        cls, classes: tuple[str, ...], centroids: Matrix, owner: npt.NDArray[np.int64],
+        cls,
+        classes: tuple[str, ...],
+        centroids: Matrix,
+        owner: npt.NDArray[np.int64],
         temperature: float,
     ) -> Centroids:
         """The same model with centroids stored class by class (faster ``scores``)."""
@@ -65,8 +68,9 @@ class Centroids:
         owner = owner[order]
         present = np.unique(owner).astype(np.intp)
         starts = np.searchsorted(owner, present).astype(np.intp)
-        return cls(classes, np.ascontiguousarray(centroids[order]), owner, temperature,
-                   present, starts)
+        return cls(
+            classes, np.ascontiguousarray(centroids[order]), owner, temperature, present, starts
+        )
 
     def scores(self, x: Matrix) -> Matrix:
         sims = x @ self.centroids.T

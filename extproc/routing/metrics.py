@@ -36,9 +36,14 @@ class StrongWeakReport:
     n: int
 
     def as_dict(self) -> dict[str, float]:
-        return {"apgr": self.apgr, "cpt50": self.cpt50, "cpt80": self.cpt80,
-                "quality_strong": self.quality_strong, "quality_weak": self.quality_weak,
-                "n": float(self.n)}
+        return {
+            "apgr": self.apgr,
+            "cpt50": self.cpt50,
+            "cpt80": self.cpt80,
+            "quality_strong": self.quality_strong,
+            "quality_weak": self.quality_weak,
+            "n": float(self.n),
+        }
 
 
 def pgr_curve(
@@ -69,5 +74,6 @@ def strong_weak_report(
         hit = np.nonzero(pgr >= x - 1e-12)[0]
         return float(p[hit[0]]) if hit.size else 1.0
 
-    return StrongWeakReport(apgr, cpt(0.5), cpt(0.8), float(np.mean(strong)),
-                            float(np.mean(weak)), len(p) - 1)
+    return StrongWeakReport(
+        apgr, cpt(0.5), cpt(0.8), float(np.mean(strong)), float(np.mean(weak)), len(p) - 1
+    )

@@ -29,11 +29,13 @@ from extproc.routing.progress import Progress
 from extproc.routing.router import default_models_dir
 from extproc.routing.train import fit, fit_model, save_model
 
-LICENCES: Mapping[str, str] = MappingProxyType({
-    "llmrouter": "MIT (ulab-uiuc/LLMRouter)",
-    "routellm": "Apache-2.0 (lm-sys/RouteLLM); MMLU: MIT",
-    "prompts.jsonl": "Apache-2.0 (RouteIQ's own prompts)",
-})
+LICENCES: Mapping[str, str] = MappingProxyType(
+    {
+        "llmrouter": "MIT (ulab-uiuc/LLMRouter)",
+        "routellm": "Apache-2.0 (lm-sys/RouteLLM); MMLU: MIT",
+        "prompts.jsonl": "Apache-2.0 (RouteIQ's own prompts)",
+    }
+)
 
 
 def _params(items: Sequence[str]) -> dict[str, Any]:
@@ -60,17 +62,26 @@ def train_command(args: argparse.Namespace) -> int:
     emb = load_embedder(manifest)
     params = _params(args.param)
     files = [*args.data, *args.extra]
-    data_info = {str(p): {"sha256": h, "licence": _licence(p)}
-                 for p, h in zip(files, file_sha256(files).values(), strict=True)}
+    data_info = {
+        str(p): {"sha256": h, "licence": _licence(p)}
+        for p, h in zip(files, file_sha256(files).values(), strict=True)
+    }
     if args.strong or args.weak:
         kind, classes, arrays, fitted, metrics = _strong_weak(args, emb, params)
     else:
         kind, classes, arrays, fitted, metrics = _categories(args, emb, params)
     recipe = ".venv/bin/routeiq train " + " ".join(shlex.quote(a) for a in sys.argv[2:])
     path = save_model(
-        args.out, args.strategy, classes, arrays, fitted, kind=kind,
-        embedder_sha256=sha256_file(manifest.parent / emb.model), data=data_info,
-        metrics=metrics, recipe=recipe,
+        args.out,
+        args.strategy,
+        classes,
+        arrays,
+        fitted,
+        kind=kind,
+        embedder_sha256=sha256_file(manifest.parent / emb.model),
+        data=data_info,
+        metrics=metrics,
+        recipe=recipe,
     )
     print(json.dumps({"manifest": str(path), **metrics}))
     return 0
@@ -117,7 +128,13 @@ def _strong_weak(
         model = fit_model(args.strategy, x[tr], [y[i] for i in tr], params=params)
         scores[te] = model.scores(x[te])[:, list(model.classes).index("strong")]
     report = strong_weak_report(list(scores), sw.strong, sw.weak)
-    metrics = {"n": len(y), "groups": len(set(sw.groups)), "cv": f"GroupKFold({folds}) by group",
-               "strong": args.strong, "weak": args.weak, **report.as_dict()}
+    metrics = {
+        "n": len(y),
+        "groups": len(set(sw.groups)),
+        "cv": f"GroupKFold({folds}) by group",
+        "strong": args.strong,
+        "weak": args.weak,
+        **report.as_dict(),
+    }
     classes, arrays, fitted = fit(args.strategy, x, y, params=params)
     return "strongweak", classes, arrays, fitted, metrics

@@ -26,18 +26,30 @@ def request_doc(
 ) -> dict[str, Any]:
     """A minimal input document in the shape build_input produces."""
     return {
-        "attributes": {"request": {"http": {
-            "method": "POST", "path": "/v1/chat/completions", "host": "gw",
-            "headers": headers or {},
-        }}},
+        "attributes": {
+            "request": {
+                "http": {
+                    "method": "POST",
+                    "path": "/v1/chat/completions",
+                    "host": "gw",
+                    "headers": headers or {},
+                }
+            }
+        },
         "parsed_path": ["v1", "chat", "completions"],
         "parsed_query": {},
         "parsed_body": {"model": model},
         "routeiq": {
-            "model": model, "profile": None, "prompt_tokens": prompt_tokens,
-            "max_tokens": max_tokens, "stream": False, "tool_count": 0,
+            "model": model,
+            "profile": None,
+            "prompt_tokens": prompt_tokens,
+            "max_tokens": max_tokens,
+            "stream": False,
+            "tool_count": 0,
             "caller": {"team": team, "user": None, "api_key_hash": None},
-            "classification": None, "limits": None, "findings": findings or {},
+            "classification": None,
+            "limits": None,
+            "findings": findings or {},
         },
     }
 

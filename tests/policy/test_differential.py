@@ -37,8 +37,15 @@ def _opa(bundle: Any) -> OpaEngine:
 def test_embedded_matches_real_opa(variant: int) -> None:
     bundle = with_data(load_bundle(["policies"], ["policies/data"], REPO), DATA_VARIANTS[variant])
     engines = {
-        kind: build_embedded(bundle, QUERY, probe_inputs(bundle.data), deny_status=403,
-                             dry_run=False, fail_open=False, evaluator=kind)
+        kind: build_embedded(
+            bundle,
+            QUERY,
+            probe_inputs(bundle.data),
+            deny_status=403,
+            dry_run=False,
+            fail_open=False,
+            evaluator=kind,
+        )
         for kind in ("vm", "interpreter")
     }
     opa = _opa(bundle)

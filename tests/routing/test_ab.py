@@ -41,11 +41,15 @@ def models(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Path
 
 
 def test_router_experiment_is_sticky_by_key(models: Path) -> None:
-    spec = RoutingSpec.model_validate({
-        "modelsDir": str(models), "scorer": None,
-        "experiments": [{"name": "e1", "split": {"centroid": 50, "knn": 50},
-                         "stickyBy": "x-user-id"}],
-    })
+    spec = RoutingSpec.model_validate(
+        {
+            "modelsDir": str(models),
+            "scorer": None,
+            "experiments": [
+                {"name": "e1", "split": {"centroid": 50, "knn": 50}, "stickyBy": "x-user-id"}
+            ],
+        }
+    )
     router = build_router(spec, Path("/"))
     assert router.sticky_by == "x-user-id"
     req = chat("Write a Python function to sort a list.")
@@ -61,11 +65,14 @@ def test_router_experiment_is_sticky_by_key(models: Path) -> None:
 
 
 def test_shadow_mode_reports_disagreement(models: Path) -> None:
-    spec = RoutingSpec.model_validate({
-        "modelsDir": str(models), "scorer": None,
-        "categoryTiers": {"coding": "premium"},
-        "experiments": [{"name": "sh", "split": {"centroid": 100, "knn": 0}, "shadow": True}],
-    })
+    spec = RoutingSpec.model_validate(
+        {
+            "modelsDir": str(models),
+            "scorer": None,
+            "categoryTiers": {"coding": "premium"},
+            "experiments": [{"name": "sh", "split": {"centroid": 100, "knn": 0}, "shadow": True}],
+        }
+    )
     router = build_router(spec, Path("/"))
     result = router.classify(chat("Write a Python function to sort a list."), "u1")
     assert result.strategy == result.variant == "centroid"
@@ -77,15 +84,29 @@ def test_shadow_mode_reports_disagreement(models: Path) -> None:
 def test_shadow_disagreement_is_flagged(models: Path, embedder: Embedder) -> None:
     texts, labels = tiny_data()
     rotated = {"coding": "chat", "chat": "math", "math": "coding"}
-    classes, arrays, params = fit("centroid", embedder.embed_many(texts),
-                                  [rotated[v] for v in labels])
-    save_model(models / "rotated", "centroid", classes, arrays, params, kind="category",
-               embedder_sha256="test", data={}, metrics={}, recipe="tests")
-    spec = RoutingSpec.model_validate({
-        "modelsDir": str(models), "scorer": None,
-        "artefacts": {"centroid": "centroid", "other": "rotated"},
-        "experiments": [{"name": "sh", "split": {"centroid": 1, "other": 0}, "shadow": True}],
-    })
+    classes, arrays, params = fit(
+        "centroid", embedder.embed_many(texts), [rotated[v] for v in labels]
+    )
+    save_model(
+        models / "rotated",
+        "centroid",
+        classes,
+        arrays,
+        params,
+        kind="category",
+        embedder_sha256="test",
+        data={},
+        metrics={},
+        recipe="tests",
+    )
+    spec = RoutingSpec.model_validate(
+        {
+            "modelsDir": str(models),
+            "scorer": None,
+            "artefacts": {"centroid": "centroid", "other": "rotated"},
+            "experiments": [{"name": "sh", "split": {"centroid": 1, "other": 0}, "shadow": True}],
+        }
+    )
     result = build_router(spec, Path("/")).classify(chat("Write a Python function."), None)
     assert result.category == "coding"
     assert result.shadow is not None and result.shadow.category == "chat"

@@ -61,8 +61,9 @@ def test_mlp_matches_mlp_classifier(classes: int) -> None:
     ours = model_from_arrays("mlp", names, arrays, fitted).scores(_probe())
     scaler = StandardScaler().fit(x)
     idx = np.asarray([names.index(v) for v in y])
-    ref = MLPClassifier(hidden_layer_sizes=(16,), alpha=1e-3, max_iter=200, early_stopping=True,
-                        random_state=0).fit(scaler.transform(x), idx)
+    ref = MLPClassifier(
+        hidden_layer_sizes=(16,), alpha=1e-3, max_iter=200, early_stopping=True, random_state=0
+    ).fit(scaler.transform(x), idx)
     np.testing.assert_allclose(ours, ref.predict_proba(scaler.transform(_probe())), atol=1e-4)
 
 
@@ -88,9 +89,18 @@ def test_centroid_keeps_one_prototype_per_group() -> None:
 def test_npz_round_trip(tmp_path: Path, strategy: str) -> None:
     x, y = _data()
     names, arrays, params = fit(strategy, x, y, params={"hidden": 8} if strategy == "mlp" else None)
-    save_model(tmp_path / strategy, strategy, names, arrays, params, kind="category",
-               embedder_sha256="e", data={"d.jsonl": {"sha256": "x"}}, metrics={"acc": 1.0},
-               recipe="test")
+    save_model(
+        tmp_path / strategy,
+        strategy,
+        names,
+        arrays,
+        params,
+        kind="category",
+        embedder_sha256="e",
+        data={"d.jsonl": {"sha256": "x"}},
+        metrics={"acc": 1.0},
+        recipe="test",
+    )
     loaded = load_model(tmp_path / strategy)
     assert loaded.strategy == strategy and loaded.kind == "category"
     assert loaded.manifest.data["metrics"] == {"acc": 1.0}
@@ -101,8 +111,18 @@ def test_npz_round_trip(tmp_path: Path, strategy: str) -> None:
 def test_pickled_and_tampered_weights_are_refused(tmp_path: Path) -> None:
     x, y = _data()
     names, arrays, params = fit("linear", x, y)
-    save_model(tmp_path / "m", "linear", names, arrays, params, kind="category",
-               embedder_sha256="e", data={}, metrics={}, recipe="test")
+    save_model(
+        tmp_path / "m",
+        "linear",
+        names,
+        arrays,
+        params,
+        kind="category",
+        embedder_sha256="e",
+        data={},
+        metrics={},
+        recipe="test",
+    )
     weights = tmp_path / "m" / "weights.npz"
     np.savez(weights, mean=np.array([object()], dtype=object))
     with pytest.raises(ArtefactError, match="does not match the manifest"):

@@ -71,11 +71,13 @@ def test_signal_rules_raise_the_tier(router: Router) -> None:
 
 
 def test_category_tiers_and_cap_rules_are_configurable() -> None:
-    spec = RoutingSpec.model_validate({
-        "categoryTiers": {"coding": "premium"},
-        "signalRules": [{"signal": "max_tokens", "atLeast": 1, "atMost": 50, "maxTier": "eco"}],
-        "scorer": None,
-    })
+    spec = RoutingSpec.model_validate(
+        {
+            "categoryTiers": {"coding": "premium"},
+            "signalRules": [{"signal": "max_tokens", "atLeast": 1, "atMost": 50, "maxTier": "eco"}],
+            "scorer": None,
+        }
+    )
     r = build_router(spec, REPO)
     code = "Write a Python function that merges two sorted lists."
     assert r.classify(chat(code), None).tier == "premium"
@@ -86,10 +88,13 @@ def test_category_tiers_and_cap_rules_are_configurable() -> None:
 
 
 def test_embedding_text_options() -> None:
-    body = {"model": "auto", "messages": [
-        {"role": "system", "content": "You are terse."},
-        {"role": "user", "content": "x" * 5000 + "tail"},
-    ]}
+    body = {
+        "model": "auto",
+        "messages": [
+            {"role": "system", "content": "You are terse."},
+            {"role": "user", "content": "x" * 5000 + "tail"},
+        ],
+    }
     req = body_request(body)
     text = embedding_text(req, EmbeddingText())
     assert len(text) == 2000 and text == "x" * 2000

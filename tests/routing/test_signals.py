@@ -22,19 +22,23 @@ def test_tools_and_tool_messages_make_agentic() -> None:
     s = compute_signals(chat("weather in Paris?", tools=[tool, tool]))
     assert s["tools"] == 2
     assert s["agentic"] is True
-    body = {"model": "auto", "messages": [
-        {"role": "user", "content": "go"},
-        {"role": "assistant", "content": "calling"},
-        {"role": "tool", "content": "result", "tool_call_id": "1"},
-    ]}
+    body = {
+        "model": "auto",
+        "messages": [
+            {"role": "user", "content": "go"},
+            {"role": "assistant", "content": "calling"},
+            {"role": "tool", "content": "result", "tool_call_id": "1"},
+        ],
+    }
     s = compute_signals(body_request(body))
     assert s["tool_messages"] == 1
     assert s["agentic"] is True
 
 
 def test_long_conversation_is_agentic() -> None:
-    msgs = [{"role": "user" if i % 2 == 0 else "assistant", "content": f"turn {i}"}
-            for i in range(13)]
+    msgs = [
+        {"role": "user" if i % 2 == 0 else "assistant", "content": f"turn {i}"} for i in range(13)
+    ]
     s = compute_signals(body_request({"model": "auto", "messages": msgs}))
     assert s["messages"] == 13
     assert s["agentic"] is True
