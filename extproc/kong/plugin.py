@@ -46,11 +46,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from extproc.api.errors import ApiError, bad_request, internal_error, too_large
-from extproc.api.errors import unsupported_media_type as media_error
-from extproc.api.models_list import models_reply
+from extproc.api.admission import admit_headers, admit_path, check_body
+from extproc.api.errors import ApiError, internal_error, too_large
 from extproc.api.openai import ParsedRequest, parse_request, patch_body
-from extproc.api.paths import INFERENCE_METHOD, PathMatch, Route, match_request
+from extproc.api.paths import INFERENCE_METHOD, Route, match_request
 from extproc.api.usage import Usage, usage_from_json
 from extproc.cache.capture import Captured, ResponseCapture
 from extproc.config.errors import ConfigError
@@ -64,7 +63,6 @@ from extproc.runtime import Runtime
 
 logger = logging.getLogger("routeiq.kong")
 
-ROUTEIQ_HEADER_PREFIX = "x-routeiq-"
 OVERHEAD_HEADER = "x-routeiq-overhead-ms"
 CTX_KEY = "routeiq_decision_id"
 PRIORITY = 790  # after auth (>= 1000), rate limiting (910), request-transformer (801)
@@ -102,13 +100,6 @@ class PluginConf:
             timeout_ms=int(timeout) if isinstance(timeout, int) and timeout > 0 else 2000,
             buffer_responses=buffering if isinstance(buffering, bool) else True,
         )
-
-
-def _is_json(content_type: str) -> bool:
-    media = content_type.split(";", 1)[0].strip().lower()
-    return media == "application/json" or (
-        media.startswith("application/") and media.endswith("+json")
-    )
 
 
 class RouteIQPlugin:
@@ -168,43 +159,37 @@ class RouteIQPlugin:
             return
         snapshot = runtime.snapshot  # pinned: a reload never changes this request's answer
         spec = snapshot.spec
-        match, method = self._classify(pdk, path, snapshot)
-        listing = models_reply(spec, method, path)
-        if listing is not None:  # the models the config serves, never a backend's
+        method = self._method(pdk, path, snapshot)
+        verdict = admit_path(method, path, spec)
+        if verdict.listing is not None:  # the models the config serves, never a backend's
+            listing = verdict.listing
             pdk.exit(listing.status, listing.body, dict(listing.headers))
             return
-        if match.error is not None:
-            self._refuse(pdk, match.error)
+        if verdict.error is not None:
+            self._refuse(pdk, verdict.error)
             return
         headers = pdk.get_headers()
-        spoofed = [
-            k for k in headers if k.startswith(ROUTEIQ_HEADER_PREFIX) or k == spec.route_header
-        ]
-        if match.endpoint is None:
+        admission = admit_headers(verdict, headers, spec)
+        spoofed = admission.spoofed
+        if admission.error is not None:
+            self._refuse(pdk, admission.error)
+            return
+        match = admission.match
+        if not admission.inference:
             for name in spoofed:
                 pdk.clear_upstream_header(name)
             return
+        assert match.endpoint is not None
         endpoint = match.endpoint
-        if not _is_json(headers.get("content-type", "")):
-            self._refuse(
-                pdk, media_error("Content-Type must be application/json for OpenAI requests.")
-            )
-            return
-        length = headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > spec.max_body_bytes:
-            self._refuse(pdk, too_large(spec.max_body_bytes))
-            return
         try:
             body = pdk.get_raw_body()
         except PdkError as exc:  # body spilled to a temp file: larger than nginx's buffer
             logger.warning("request body unavailable: %s", exc.message)
             self._refuse(pdk, too_large(spec.max_body_bytes))
             return
-        if len(body) > spec.max_body_bytes:
-            self._refuse(pdk, too_large(spec.max_body_bytes))
-            return
-        if not body:
-            self._refuse(pdk, bad_request("The request body is empty; expected a JSON object."))
+        refused = check_body(len(body), spec)
+        if refused is not None:
+            self._refuse(pdk, refused)
             return
         try:
             parsed = parse_request(endpoint, method, match.upstream_target, headers, body)
@@ -244,17 +229,12 @@ class RouteIQPlugin:
             pdk.enable_buffering()
 
     @staticmethod
-    def _classify(pdk: Pdk, path: str, snapshot: Snapshot) -> tuple[PathMatch, str]:
-        """The path's verdict and the method; the method is only asked of Kong (one more
-        round trip) when the path is below the prefix, where it matters."""
+    def _method(pdk: Pdk, path: str, snapshot: Snapshot) -> str:
+        """The request's method, asked of Kong (one more round trip) only when the path
+        is below the prefix, where it matters; "" outside it."""
         spec = snapshot.spec
         match = match_request(INFERENCE_METHOD, path, spec.path_prefix, spec.passthrough_paths)
-        if match.route is Route.OUTSIDE:
-            return match, ""
-        method = pdk.get_method()
-        if method != INFERENCE_METHOD:
-            match = match_request(method, path, spec.path_prefix, spec.passthrough_paths)
-        return match, method
+        return "" if match.route is Route.OUTSIDE else pdk.get_method()
 
     def _decide(
         self, runtime: Runtime, snapshot: Snapshot, parsed: ParsedRequest, path: str

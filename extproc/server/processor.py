@@ -22,11 +22,9 @@ from envoy.service.ext_proc.v3.external_processor_pb2 import (
     ProcessingResponse,
 )
 
-from extproc.api.errors import ApiError, bad_request, internal_error, too_large
-from extproc.api.errors import unsupported_media_type as media_error
-from extproc.api.models_list import models_reply
+from extproc.api.admission import admit, check_body, empty_body
+from extproc.api.errors import ApiError, internal_error
 from extproc.api.openai import Endpoint, ParsedRequest, parse_request, patch_body
-from extproc.api.paths import Route, match_request
 from extproc.api.usage import StreamUsageParser, Usage, usage_from_json
 from extproc.cache.capture import ResponseCapture
 from extproc.config.schema import FailureMode
@@ -35,7 +33,6 @@ from extproc.decision import Decision, Outcome
 from extproc.runtime import Runtime
 from extproc.server import mutations as m
 
-ROUTEIQ_HEADER_PREFIX = "x-routeiq-"
 OVERHEAD_HEADER = "x-routeiq-overhead-ms"
 
 _PASSTHROUGH_MODE = m.processing_mode(request_body=m.NONE)
@@ -58,13 +55,6 @@ def _decode_headers(message: HttpHeaders) -> dict[str, str]:
 def _header(message: HttpHeaders, name: str) -> bytes:
     """The raw value of header ``name`` (lower-case) in ``message``, or b""."""
     return next((h.raw_value for h in message.headers.headers if h.key == name), b"")
-
-
-def _is_json(content_type: str) -> bool:
-    media = content_type.split(";", 1)[0].strip().lower()
-    return media == "application/json" or (
-        media.startswith("application/") and media.endswith("+json")
-    )
 
 
 class Processor:
@@ -118,21 +108,18 @@ class Processor:
     def _on_request_headers(self, message: HttpHeaders) -> ProcessingResponse:
         headers = self._headers = _decode_headers(message)
         spec = self.snapshot.spec
+        target = headers.get(":path", "")
+        admission = admit(headers.get(":method", ""), target, headers, spec)
         # Every client-sent x-routeiq-* header (and the route header) is removed from the
         # request on every path below; refusals never copy request headers.
-        self._spoofed = tuple(
-            k for k in headers if k.startswith(ROUTEIQ_HEADER_PREFIX) or k == spec.route_header
-        )
-        target = headers.get(":path", "")
-        match = match_request(
-            headers.get(":method", ""), target, spec.path_prefix, spec.passthrough_paths
-        )
-        if match.route is not Route.INFERENCE:
-            listing = models_reply(spec, headers.get(":method", ""), target)
-            if listing is not None:  # the models the config serves, never a backend's
-                return m.reply(listing.status, listing.body, listing.headers, "routeiq_models")
-            if match.error is not None:
-                return m.immediate(match.error, f"routeiq_{match.error.code}")
+        self._spoofed = admission.spoofed
+        if admission.listing is not None:  # the models the config serves, never a backend's
+            listing = admission.listing
+            return m.reply(listing.status, listing.body, listing.headers, "routeiq_models")
+        if admission.error is not None:
+            return m.immediate(admission.error, f"routeiq_{admission.error.code}")
+        match = admission.match
+        if not admission.inference:
             return m.continue_request_headers(self._spoofed, _PASSTHROUGH_MODE)
         assert match.endpoint is not None
         self._endpoint = match.endpoint
@@ -141,19 +128,8 @@ class Processor:
         if match.upstream_target != target:
             headers[":path"] = match.upstream_target
             path_fix = ((":path", match.upstream_target),)
-        if not _is_json(headers.get("content-type", "")):
-            return m.immediate(
-                media_error("Content-Type must be application/json for OpenAI requests."),
-                "routeiq_unsupported_media_type",
-            )
-        length = headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > spec.max_body_bytes:
-            return m.immediate(too_large(spec.max_body_bytes), "routeiq_body_too_large")
         if message.end_of_stream:
-            return m.immediate(
-                bad_request("The request body is empty; expected a JSON object."),
-                "routeiq_empty_body",
-            )
+            return m.immediate(empty_body(), "routeiq_empty_body")
         # Response headers are needed for client decision headers and backend health.
         rh = spec.response_headers
         wants_response = (
@@ -174,8 +150,9 @@ class Processor:
             return m.continue_request_body()
         spec = self.snapshot.spec
         body = self._body + message.body if self._body else message.body
-        if len(body) > spec.max_body_bytes:
-            return m.immediate(too_large(spec.max_body_bytes), "routeiq_body_too_large")
+        refused = check_body(len(body), spec, complete=message.end_of_stream)
+        if refused is not None:
+            return m.immediate(refused, f"routeiq_{refused.code}")
         if not message.end_of_stream:
             self._body = body
             return m.continue_request_body()
