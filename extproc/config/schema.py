@@ -6,7 +6,6 @@ Sections owned by a subsystem live next to it (``policy.spec``, ``routing.spec``
 
 from __future__ import annotations
 
-import enum
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -19,27 +18,9 @@ from extproc.cost.spec import CostAccountingSpec
 from extproc.policy.spec import PolicySpec
 from extproc.routing.spec import RoutingSpec
 from extproc.state.spec import StateSpec
+from extproc.vocabulary import TIERS, FailureMode, Tier
 
-# Ordered from cheapest to strongest; profiles and policies cap or floor by position.
-TIERS: tuple[str, ...] = ("free", "eco", "standard", "premium")
-
-
-class Tier(enum.StrEnum):
-    FREE = "free"
-    ECO = "eco"
-    STANDARD = "standard"
-    PREMIUM = "premium"
-
-    @property
-    def rank(self) -> int:
-        return TIERS.index(self.value)
-
-
-class FailureMode(enum.StrEnum):
-    """What a request gets when a dependency of the decision fails."""
-
-    OPEN = "open"  # let it through on the default backend, log and count it
-    CLOSED = "closed"  # refuse it with a clear error
+__all__ = ["TIERS", "FailureMode", "Tier"]  # re-exported: the vocabulary of the resource
 
 
 class Cost(Spec):

@@ -5,8 +5,7 @@ Paths: ``modelsDir`` is resolved against the directory of the YAML file (``base_
 source tree (next to the ``extproc`` package) is used, so a checkout or the container
 image works with zero config. Artefact entries are directories below ``modelsDir``.
 
-Tier names are spelled out here (not imported from ``extproc.config.schema``) because the
-schema imports this module; a test pins ``TIER_ORDER`` to ``schema.TIERS``.
+Tier names come from the leaf module ``extproc.vocabulary``, like the schema's.
 """
 
 from __future__ import annotations
@@ -18,9 +17,9 @@ from pydantic import Field, field_validator, model_validator
 from extproc.config.base import Spec
 from extproc.routing.categories import CATEGORIES, DEFAULT_CATEGORY_TIERS
 from extproc.routing.quality_spec import CostQuality
+from extproc.vocabulary import TIERS, TierName
 
-TierName = Literal["free", "eco", "standard", "premium"]
-TIER_ORDER: tuple[str, ...] = ("free", "eco", "standard", "premium")
+TIER_ORDER = TIERS  # the name the routing code has always used
 
 
 class SignalRule(Spec):
