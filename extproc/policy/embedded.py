@@ -38,13 +38,10 @@ import regorus
 from regorus.regorus import Program, Rvm
 
 from extproc.policy.bundle import PolicyBundle, PolicyConfigError
-from extproc.policy.result import DecisionError, PolicyResult, parse_decision, unavailable
+from extproc.policy.judge import Judge, UndefinedDecision
+from extproc.policy.result import DecisionError, PolicyResult, parse_decision
 
 _UNDEFINED = "<undefined>"  # what the regorus VM returns for an undefined document
-
-
-class UndefinedDecision(LookupError):
-    """The query produced no value for this input."""
 
 
 def rego_error_text(exc: BaseException) -> str:
@@ -196,9 +193,9 @@ class EmbeddedEngine:
         vm_fallback: str = "",
     ) -> None:
         self._source = source
-        self._deny_status = deny_status
-        self._dry_run = dry_run
-        self._fail_open = fail_open
+        self._judge = Judge(
+            self.name, deny_status=deny_status, dry_run=dry_run, fail_open=fail_open
+        )
         self._key = object()
         self._live = _Liveness()
         self.vm_fallback = vm_fallback
@@ -228,34 +225,20 @@ class EmbeddedEngine:
 
     def decide(self, input_doc: Mapping[str, Any]) -> PolicyResult:
         """Synchronous evaluation on the calling thread (what ``evaluate`` runs)."""
-        start = time.perf_counter()
+        judge, start = self._judge, time.perf_counter()
         try:
             value = self._evaluator().evaluate(orjson.dumps(input_doc).decode())
-            result = parse_decision(
-                value, engine=self.name, deny_status=self._deny_status, dry_run=self._dry_run
-            )
         except UndefinedDecision:
-            result = PolicyResult(
-                allowed=False,
-                http_status=self._deny_status,
-                message="The request was denied by policy.",
-                reason="policy decision undefined",
-                engine=self.name,
-            )
-        except DecisionError as exc:
-            detail = f"bad decision: {exc}"
-            result = unavailable(self.name, fail_open=self._fail_open, detail=detail)
+            return judge.undefined(start)
         except Exception as exc:  # a Rego runtime error, an unencodable input
-            detail = f"evaluation error ({type(exc).__name__})"
-            result = unavailable(self.name, fail_open=self._fail_open, detail=detail)
+            return judge.failed(f"evaluation error ({type(exc).__name__})", start)
         except BaseException as exc:
             if not is_panic(exc):
                 raise  # KeyboardInterrupt, SystemExit, cancellation: not the engine's
             # A panic may leave the evaluator half-way through: this thread builds anew.
             _THREAD_SLOTS.slots.pop(self._key, None)
-            detail = f"evaluation error ({type(exc).__name__})"
-            result = unavailable(self.name, fail_open=self._fail_open, detail=detail)
-        return result.with_latency(time.perf_counter() - start)
+            return judge.failed(f"evaluation error ({type(exc).__name__})", start)
+        return judge.answered(value, start)
 
     async def evaluate(self, input_doc: Mapping[str, Any]) -> PolicyResult:
         return self.decide(input_doc)

@@ -23,7 +23,21 @@ from urllib.parse import urlsplit
 import aiohttp
 from opa_client import AsyncOpaClient
 
-from extproc.policy.result import DecisionError, PolicyResult, parse_decision, unavailable
+from extproc.policy.judge import Judge
+from extproc.policy.result import PolicyResult
+
+
+def _failure(exc: Exception) -> str:
+    """The log detail of a failed query: what failed, never the server's own text."""
+    if isinstance(exc, TimeoutError):
+        return "timeout"
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return f"HTTP {exc.status}"
+    if isinstance(exc, aiohttp.ClientError | OSError):
+        return f"connection failed ({type(exc).__name__})"
+    if isinstance(exc, ValueError):
+        return "invalid JSON in response"
+    return f"request failed ({type(exc).__name__})"
 
 
 class RemoteOpaEngine:
@@ -56,9 +70,9 @@ class RemoteOpaEngine:
         self._port = parts.port or (443 if self._ssl else 80)
         self._path = query.removeprefix("data.")
         self._timeout_s = timeout_s
-        self._deny_status = deny_status
-        self._dry_run = dry_run
-        self._fail_open = fail_open
+        self._judge = Judge(
+            self.name, deny_status=deny_status, dry_run=dry_run, fail_open=fail_open
+        )
         self._token = token
         self._client: AsyncOpaClient | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -92,50 +106,20 @@ class RemoteOpaEngine:
             return await client.query_rule(input_data=dict(input_doc), package_path=self._path)
 
     async def evaluate(self, input_doc: Mapping[str, Any]) -> PolicyResult:
-        start = time.perf_counter()
-        result = await self._evaluate(input_doc)
-        return result.with_latency(time.perf_counter() - start)
-
-    async def _evaluate(self, input_doc: Mapping[str, Any]) -> PolicyResult:
+        judge, start = self._judge, time.perf_counter()
         try:
             out = await self._query(input_doc)
-        except TimeoutError:
-            return self._failed("timeout")
-        except aiohttp.ClientResponseError as exc:
-            return self._failed(f"HTTP {exc.status}")
-        except (aiohttp.ClientError, OSError) as exc:
-            return self._failed(f"connection failed ({type(exc).__name__})")
-        except ValueError:
-            return self._failed("invalid JSON in response")
         except (RecursionError, TypeError) as exc:
             # The input could not be encoded (the client's JSON encoder recurses): this
             # request's fault, not the server's, so readiness is left as it was.
-            detail = f"input not encodable ({type(exc).__name__})"
-            return unavailable(self.name, fail_open=self._fail_open, detail=detail)
-        except Exception as exc:  # anything else the HTTP client raises
-            return self._failed(f"request failed ({type(exc).__name__})")
+            return judge.failed(f"input not encodable ({type(exc).__name__})", start)
+        except Exception as exc:  # the server or the connection
+            self.ready = False
+            return judge.failed(_failure(exc), start)
         self.ready = True
         if not isinstance(out, dict) or "result" not in out:
-            return PolicyResult(
-                allowed=False,
-                http_status=self._deny_status,
-                message="The request was denied by policy.",
-                reason="policy decision undefined",
-                engine=self.name,
-            )
-        try:
-            return parse_decision(
-                out["result"],
-                engine=self.name,
-                deny_status=self._deny_status,
-                dry_run=self._dry_run,
-            )
-        except DecisionError as exc:
-            return unavailable(self.name, fail_open=self._fail_open, detail=f"bad decision: {exc}")
-
-    def _failed(self, detail: str) -> PolicyResult:
-        self.ready = False
-        return unavailable(self.name, fail_open=self._fail_open, detail=detail)
+            return judge.undefined(start)
+        return judge.answered(out["result"], start)
 
     async def aclose(self) -> None:
         """Close the HTTP session; call it on the loop that evaluated."""

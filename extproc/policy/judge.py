@@ -1,0 +1,58 @@
+"""From an engine's raw answer to a ``PolicyResult``: one place for what every engine shares.
+
+An engine's only job is to evaluate the query: return the raw decision value, raise
+``UndefinedDecision`` when the query has no value, or report a failure with a detail for
+logs. The :class:`Judge` turns each of these into the result the decision uses, with
+the same rules for every engine: the decision document is parsed (``parse_decision``,
+dry-run applied), an undefined decision is a deny (default-deny), a malformed decision
+or a failure is "unavailable" under the operator's ``failureMode``, and the engine time
+is recorded.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from extproc.policy.result import DecisionError, PolicyResult, parse_decision, unavailable
+
+
+class UndefinedDecision(LookupError):
+    """The policy query has no value for this input (no rule matched, no default)."""
+
+
+class Judge:
+    """The shared rules of one engine instance (its name, deny status, modes)."""
+
+    def __init__(self, engine: str, *, deny_status: int, dry_run: bool, fail_open: bool) -> None:
+        self.engine = engine
+        self.deny_status = deny_status
+        self.dry_run = dry_run
+        self.fail_open = fail_open
+
+    def answered(self, value: Any, started: float) -> PolicyResult:
+        """The engine answered ``value`` (evaluation began at ``started``)."""
+        try:
+            result = parse_decision(
+                value, engine=self.engine, deny_status=self.deny_status, dry_run=self.dry_run
+            )
+        except DecisionError as exc:
+            return self.failed(f"bad decision: {exc}", started)
+        return result.with_latency(time.perf_counter() - started)
+
+    def undefined(self, started: float) -> PolicyResult:
+        """No decision: denied, as a policy with no matching rule must be."""
+        return PolicyResult(
+            allowed=False,
+            http_status=self.deny_status,
+            message="The request was denied by policy.",
+            reason="policy decision undefined",
+            engine=self.engine,
+            latency_s=time.perf_counter() - started,
+        )
+
+    def failed(self, detail: str, started: float) -> PolicyResult:
+        """The engine could not answer: the failure mode decides (``detail`` for logs;
+        never the input's text)."""
+        result = unavailable(self.engine, fail_open=self.fail_open, detail=detail)
+        return result.with_latency(time.perf_counter() - started)
