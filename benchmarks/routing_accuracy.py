@@ -189,7 +189,7 @@ def main() -> None:
     parser.add_argument("--keep", choices=["head", "tail"], default="head")
     parser.add_argument("--prefix", default="", help="text prepended (system prompt test)")
     parser.add_argument("--trained", action="store_true")
-    parser.add_argument("--cache", type=Path, default=Path("/tmp/routeiq-emb"))
+    parser.add_argument("--cache", type=Path, default=Path(".cache") / "routing-accuracy")
     args = parser.parse_args()
     {"categories": categories, "strongweak": strongweak, "speed": speed}[args.what](args)
 
