@@ -89,6 +89,7 @@ function renderCards(s) {
   const d = s.decisions, c = s.cost;
   $("c-decisions").textContent = count(d.total);
   $("c-routed").textContent = count((d.by_outcome.routed || 0) + (d.by_outcome.failed_open || 0));
+  $("c-cached").textContent = count(d.by_outcome.cached || 0);
   $("c-denied").textContent = count(d.by_outcome.denied || 0);
   $("c-cost").textContent = usd(c.cost_usd);
   $("c-counterfactual").textContent = usd(c.counterfactual_usd);
