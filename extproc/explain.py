@@ -46,6 +46,12 @@ def _asked(d: Decision) -> str:
     c = d.classification
     if d.profile is None:
         return f"model '{d.requested_model}' asked by name"
+    if c is not None and c.quality is not None:  # the learned rule set the tier, not the category
+        moved = "".join(f"; signal rule {rule}" for rule in c.rules)
+        return (
+            f"profile {d.profile}: category {c.category}; cost-quality {c.quality.reason}"
+            f"{moved}; needs tier {d.needed_tier}"
+        )
     if c is not None:
         return f"profile {d.profile}: category {c.category} needs tier {d.needed_tier}"
     return f"profile {d.profile} asks for tier {d.needed_tier}"

@@ -9,12 +9,13 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from extproc.routing.cli import main, register
 from extproc.routing.strategies import load_model
-from tests.fixtures.configs import embedded_policy, write_config
+from tests.fixtures.configs import category_rule_config, embedded_policy, write_config
 
 from .conftest import MODELS, REPO, TINY
 
@@ -73,7 +74,8 @@ def knob_config(tmp_path: Path) -> Path:
 # -- score ---------------------------------------------------------------------------------
 
 
-def test_score_prompts_and_openai_bodies(tmp_path: Path) -> None:
+def score_three_lines(tmp_path: Path, *options: str) -> list[dict[str, Any]]:
+    """A prompt line, an OpenAI body and a line without id, scored: the contract's fields."""
     src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
     lines = [
         {"id": "a", "prompt": "Write a Python function that reverses a string."},
@@ -81,14 +83,37 @@ def test_score_prompts_and_openai_bodies(tmp_path: Path) -> None:
         {"prompt": "Translate 'thank you' into Japanese."},
     ]
     src.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
-    assert run("score", "--input", str(src), "--output", str(out)) == 0
+    assert run("score", "--input", str(src), "--output", str(out), *options) == 0
     rows = [json.loads(x) for x in out.read_text().splitlines()]
     assert [r["id"] for r in rows] == ["a", "b", 3]
     assert [r["category"] for r in rows] == ["coding", "chat", "translation"]
-    assert [r["tier"] for r in rows] == ["standard", "eco", "eco"]
     assert all(
         0.0 <= r["score"] <= 1.0 and set(r) == {"id", "category", "tier", "score"} for r in rows
     )
+    return rows
+
+
+def test_score_prompts_and_openai_bodies(tmp_path: Path) -> None:
+    """Under the shipped config (the learned cost-quality rule at 30% premium, 30% eco),
+    ``score`` is the need and ``tier`` the cheapest tier whose calibrated bar it clears;
+    small talk stays on eco (the default ceiling ``chat: eco``) whatever its need."""
+    from extproc.routing.scoring import load_router, routing_source
+
+    rows = score_three_lines(tmp_path)
+    router = load_router(routing_source(None))
+    assert router.quality is not None
+    _, bars = router.quality.bars_for("auto")
+    assert (bars.premium_share, bars.eco_share) == (0.3, 0.3) and bars.eco < bars.premium
+    assert rows[1]["tier"] == "eco"
+    for row in (rows[0], rows[2]):
+        assert row["tier"] == bars.tier(row["score"])[0], (row, bars)
+
+
+def test_score_under_the_category_rule(tmp_path: Path) -> None:
+    """The shipped config without ``costQuality``: the category table's tiers."""
+    config = category_rule_config(tmp_path / "category-rule.yaml")
+    rows = score_three_lines(tmp_path, "--config", str(config))
+    assert [r["tier"] for r in rows] == ["standard", "eco", "eco"]
 
 
 def test_score_equals_the_serving_path(tmp_path: Path) -> None:

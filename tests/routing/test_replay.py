@@ -11,6 +11,7 @@ import pytest
 from extproc.config.snapshot import build_snapshot
 from extproc.decide import decide
 from extproc.decision_log import DecisionLog, RotatingFileSink
+from tests.fixtures.configs import category_rule_config
 
 from .conftest import REPO, body_request
 from .test_cli import knob_config, one_error_line, run
@@ -154,5 +155,19 @@ def test_replay_mistakes_are_one_line(
     assert one_error_line(capsys).endswith("bad.jsonl:2: not a JSON line")
     assert run("replay", "--log", str(tmp_path / "none.jsonl"), "--config", config) == 1
     assert "cannot read" in one_error_line(capsys)
-    assert run("replay", "--log", str(logs[0]), "--config", config, "--premium-share", "0.5") == 2
+    off = str(category_rule_config(tmp_path / "category-rule.yaml"))
+    assert run("replay", "--log", str(logs[0]), "--config", off, "--premium-share", "0.5") == 2
     assert "the cost-quality rule is off" in one_error_line(capsys)
+
+
+def test_replay_moves_the_shipped_knob(
+    capsys: pytest.CaptureFixture[str], logs: tuple[Path, Path]
+) -> None:
+    """The shipped config has the knob: at 100% every auto request but small talk (kept on
+    eco by the default ceiling ``chat: eco``) needs premium."""
+    config = str(REPO / "config" / "routeiq.yaml")
+    argv = ["--log", str(logs[0]), "--config", config, "--premium-share", "1", "--json"]
+    assert run("replay", *argv) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["replayed"] == 4
+    assert doc["tiers"]["after"] == {"premium": 3, "eco": 1}

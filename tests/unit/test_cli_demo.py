@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -40,6 +41,27 @@ def _why(stdout: str, title: str) -> str:
     return follow
 
 
+VERDICT = re.compile(
+    r"why: profile auto: category coding; cost-quality "
+    r"(?:need [\d.]+ >= premium bar [\d.]+|need [\d.]+ < eco bar [\d.]+"
+    r"|eco bar [\d.]+ <= need [\d.]+ < premium bar [\d.]+): (\w+); needs tier (\w+); (.+)"
+)
+
+
+def _check_learned_verdict(why: str) -> None:
+    """The demo config's ``auto`` is the learned cost-quality rule: the words name the need
+    and the bar it cleared, the tier it needed, and what served it (premium for standard:
+    the demo config has no standard backend). No signal rule fires on this prompt."""
+    found = VERDICT.fullmatch(why)
+    assert found is not None, why
+    rule_tier, needed, served = found.groups()
+    assert rule_tier == needed and needed in {"eco", "standard", "premium"}, why
+    if needed == "standard":
+        assert "no backend of this config has tier standard, so premium" in served, why
+    else:
+        assert served.startswith(f"-> {needed} (tier {needed}, model "), why
+
+
 def test_demo_says_why_and_leaves_no_directory(tmp_path: Path) -> None:
     proc = _demo(tmp_path, "--once")
     out, _ = proc.communicate(timeout=240)
@@ -47,7 +69,7 @@ def test_demo_says_why_and_leaves_no_directory(tmp_path: Path) -> None:
     confidential = _why(out, "policy: confidential")
     assert "detectors found payment_card=1" in confidential
     assert "confidential traffic (found payment_card) kept in-cluster" in confidential
-    assert "no backend of this config has tier standard" in _why(out, "auto: coding")
+    _check_learned_verdict(_why(out, "auto: coding"))
     assert "o3-2025-04-16" in _why(out, "profile reasoning")
     assert "team-model-allowlist" in _why(out, "policy: team allow-list")
     assert _demo_dirs(tmp_path) == []

@@ -1,9 +1,11 @@
 """Profiles as ``routeiq explain`` shows them: which backend and model each profile gets
-under the demo config, what the headers say, and the decision in words."""
+under the demo config, what the headers say, and the decision in words. The demo config
+turns the learned cost-quality rule on; the category rule is checked on a copy without it."""
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,7 @@ from extproc.config.errors import ConfigError
 from extproc.config.snapshot import Snapshot, build_snapshot
 from extproc.explain import explain_request
 from extproc.pipeline.ask import resolve
+from tests.fixtures.configs import category_rule_config
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "config" / "routeiq.yaml"
@@ -23,6 +26,14 @@ CONFIG = REPO / "config" / "routeiq.yaml"
 @pytest.fixture(scope="module")
 def demo() -> Iterator[Snapshot]:
     snapshot = build_snapshot(CONFIG)
+    yield snapshot
+    snapshot.close()
+
+
+@pytest.fixture(scope="module")
+def category_rule(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Snapshot]:
+    """The demo config without ``costQuality``: ``auto`` takes the category table's tier."""
+    snapshot = build_snapshot(category_rule_config(tmp_path_factory.mktemp("c") / "c.yaml"))
     yield snapshot
     snapshot.close()
 
@@ -61,8 +72,11 @@ async def test_standard_without_a_standard_backend_says_why(demo: Snapshot) -> N
     assert "premium (the closest tier above, tier premium)" in doc["why"]
 
 
-async def test_auto_coding_goes_up_and_says_why(demo: Snapshot) -> None:
-    doc = await explain(demo, "auto", "Write a Python function that reverses a linked list.")
+async def test_auto_coding_goes_up_and_says_why(category_rule: Snapshot) -> None:
+    """Under the category rule coding needs standard; no backend has it, premium serves."""
+    doc = await explain(
+        category_rule, "auto", "Write a Python function that reverses a linked list."
+    )
     assert doc["category"] == "coding"
     assert doc["response_headers"]["x-routeiq-needed-tier"] == "standard"
     assert doc["response_headers"]["x-routeiq-tier"] == "premium"
@@ -70,10 +84,62 @@ async def test_auto_coding_goes_up_and_says_why(demo: Snapshot) -> None:
     assert "no backend of this config has tier standard" in doc["why"]
 
 
-async def test_eco_is_served_by_eco_and_the_tier_header_says_so(demo: Snapshot) -> None:
-    doc = await explain(demo, "eco", "Prove that there are infinitely many primes.")
+QUALITY = re.compile(r"need=(\d\.\d{3}); eco<(\d\.\d{3}); premium>=(\d\.\d{3}); tier=(\w+)")
+
+
+async def test_auto_takes_the_learned_rules_tier_and_names_the_bar(demo: Snapshot) -> None:
+    """The demo config's ``auto`` is the learned cost-quality rule: the needed tier is the
+    cheapest whose bar the predicted need clears, and the header, the verdict and the words
+    agree. Pinned: this fixed prompt needs premium. The embedder and the need model are
+    deterministic (need 0.278 in every run here), and the premium bar calibrated from
+    ``premiumShare: 0.3`` is 0.220, a margin as wide as the whole eco-to-premium gap."""
+    doc = await explain(demo, "auto", "Write a Python function that merges two sorted lists.")
+    headers, verdict = doc["response_headers"], doc["classification"]["cost_quality"]
+    shown = QUALITY.fullmatch(headers["x-routeiq-quality"])
+    assert shown is not None, headers
+    need, bars = verdict["need"], verdict["bars"]
+    assert (float(shown[1]), float(shown[2]), float(shown[3])) == pytest.approx(
+        (need, bars["eco"], bars["premium"]), abs=1e-3
+    )
+    assert bars["eco"] < bars["premium"]
+    cleared = "premium" if need >= bars["premium"] else "eco" if need < bars["eco"] else "standard"
+    assert shown[4] == verdict["tier"] == cleared == headers["x-routeiq-needed-tier"]
+    assert doc["why"].startswith(f"profile auto: category coding; cost-quality {verdict['reason']}")
+    assert "premium bar" in doc["why"]
+    assert (doc["category"], cleared, headers["x-routeiq-tier"]) == ("coding", "premium", "premium")
+
+
+async def test_chat_stays_on_eco_under_the_learned_rule(demo: Snapshot) -> None:
+    """The default ceiling ``chat: eco`` caps small talk whatever its need; when it moved the
+    rule's tier, the words name it."""
+    doc = await explain(demo, "auto", "hi there!")
+    assert doc["category"] == "chat"
+    assert doc["response_headers"]["x-routeiq-needed-tier"] == "eco"
+    assert doc["backend"] == "eco"
+    if doc["classification"]["cost_quality"]["tier"] != "eco":
+        assert "signal rule category chat->ceiling eco; needs tier eco" in doc["why"]
+
+
+async def test_eco_is_served_by_eco_and_the_tier_header_says_so(category_rule: Snapshot) -> None:
+    """Under the category rule ``eco`` caps the tier at eco, a reasoning prompt included."""
+    doc = await explain(category_rule, "eco", "Prove that there are infinitely many primes.")
     assert doc["backend"] == "eco"
     assert doc["response_headers"]["x-routeiq-tier"] == "eco"
+
+
+async def test_eco_is_a_cheaper_point_of_the_learned_rule(demo: Snapshot) -> None:
+    """Under the learned rule ``eco`` is a point on the same curve (5% premium, 70% eco):
+    higher bars than ``auto``'s, and its tier stands, so a signal rule can still lift it."""
+    text = "Prove that there are infinitely many primes."
+    eco, auto = await explain(demo, "eco", text), await explain(demo, "auto", text)
+    eco_q, auto_q = (d["classification"]["cost_quality"] for d in (eco, auto))
+    assert (eco_q["profile"], auto_q["profile"]) == ("eco", "auto")
+    assert eco_q["need"] == auto_q["need"]
+    assert eco_q["bars"]["premium"] > auto_q["bars"]["premium"]
+    assert eco_q["bars"]["eco"] > auto_q["bars"]["eco"]
+    assert eco["response_headers"]["x-routeiq-needed-tier"] == eco["tier"]
+    assert "signal rule reasoning_markers>=1->min premium" in eco["why"]
+    assert eco["tier"] == "premium"
 
 
 async def test_profile_header_with_auto(demo: Snapshot) -> None:
