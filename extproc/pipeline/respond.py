@@ -57,11 +57,13 @@ def _reserved(spec: RoutingConfigSpec) -> frozenset[str]:
 
 
 def quality_header(q: QualityVerdict) -> str:
-    """``need=0.712; premium>=0.620; eco<0.300; tier=premium`` (bars by tier)."""
+    """``need=0.712; eco<0.300; premium>=0.620; rule=premium``: the need, the bars, and
+    the tier the rule chose before category ceilings and signal rules (the tier the
+    request needed is ``x-routeiq-needed-tier``)."""
     bars = "; ".join(
         f"{tier}{'>=' if tier != 'eco' else '<'}{bar:.3f}" for tier, bar in sorted(q.bars.items())
     )
-    return f"need={q.need:.3f}; {bars}; tier={q.tier}"
+    return f"need={q.need:.3f}; {bars}; rule={q.tier}"
 
 
 def _body(

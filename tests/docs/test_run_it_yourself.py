@@ -107,9 +107,9 @@ def _check(outputs: dict[str, str]) -> None:
     assert "x-routeiq-backend: small" in second and "x-routeiq-category:" in second
 
 
-QUOTED = "x-routeiq-quality: need=0.278; eco<0.162; premium>=0.220; tier=premium"
+QUOTED = "x-routeiq-quality: need=0.278; eco<0.162; premium>=0.220; rule=premium"
 QUALITY = re.compile(
-    r"x-routeiq-quality: need=(\d\.\d{3}); eco<0\.162; premium>=0\.220; tier=premium"
+    r"x-routeiq-quality: need=(\d\.\d{3}); eco<0\.162; premium>=0\.220; rule=premium"
 )
 
 

@@ -84,7 +84,7 @@ async def test_auto_coding_goes_up_and_says_why(category_rule: Snapshot) -> None
     assert "no backend of this config has tier standard" in doc["why"]
 
 
-QUALITY = re.compile(r"need=(\d\.\d{3}); eco<(\d\.\d{3}); premium>=(\d\.\d{3}); tier=(\w+)")
+QUALITY = re.compile(r"need=(\d\.\d{3}); eco<(\d\.\d{3}); premium>=(\d\.\d{3}); rule=(\w+)")
 
 
 async def test_auto_takes_the_learned_rules_tier_and_names_the_bar(demo: Snapshot) -> None:
