@@ -361,6 +361,7 @@ class DecisionLog:
             "config_version": decision.config_version,
             "latency_ms": round(elapsed_s * 1000, 3),
             "prompt_tokens_estimate": request.prompt_tokens if request else None,
+            "max_tokens": request.max_tokens if request else None,
             "prompt": prompt,
         }
 
