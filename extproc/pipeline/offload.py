@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
+import threading
 from collections.abc import Callable
 from typing import Protocol, TypeVar
 
@@ -65,6 +65,7 @@ class ThreadOffload:
         self._timeout_s = timeout_s
         self._max_pending = max(1, max_pending)
         self._pending = 0
+        self._lock = threading.Lock()
 
     @property
     def pending(self) -> int:
@@ -72,26 +73,32 @@ class ThreadOffload:
         return self._pending
 
     async def run(self, job: Callable[[], T]) -> T:
-        if self._pending >= self._max_pending:
-            raise OffloadBusy(f"{self._pending} offloaded jobs pending")
-        loop = asyncio.get_running_loop()
-        self._pending += 1
-        future = self._pool.submit(job)
-        # Released when the job ends (or is cancelled before it starts), not when the
-        # caller stops waiting: a timed-out job still occupies its thread.
-        future.add_done_callback(lambda _: self._release_from(loop))
+        with self._lock:
+            if self._pending >= self._max_pending:
+                raise OffloadBusy(f"{self._pending} offloaded jobs pending")
+            self._pending += 1
         try:
-            return await asyncio.wait_for(asyncio.wrap_future(future), self._timeout_s)
+            future = asyncio.get_running_loop().run_in_executor(self._pool, self._call, job)
+        except BaseException:
+            self._release()
+            raise
+        try:
+            # Shielded: on timeout the caller stops waiting, but the job is not cancelled
+            # (it may be running) and frees its slot itself when it ends.
+            async with asyncio.timeout(self._timeout_s):
+                return await asyncio.shield(future)
         except TimeoutError:
             raise OffloadTimeout(f"job exceeded {self._timeout_s * 1000:.0f} ms") from None
 
-    def _release_from(self, loop: asyncio.AbstractEventLoop) -> None:
-        # A closed loop raises: then nothing waits on the count any more.
-        with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(self._release)
+    def _call(self, job: Callable[[], T]) -> T:
+        try:
+            return job()
+        finally:
+            self._release()
 
     def _release(self) -> None:
-        self._pending -= 1
+        with self._lock:
+            self._pending -= 1
 
     def close(self) -> None:
         """Stop accepting jobs; running ones finish on their own threads."""
