@@ -22,3 +22,8 @@ def test_decision_module_loads_nothing_heavy() -> None:
 
 def test_state_types_do_not_load_the_redis_client() -> None:
     assert loaded_after("import extproc.state.types, extproc.state.rules") == set()
+
+
+def test_specs_selector_and_adapter_packages_load_no_engine_or_model_runtime() -> None:
+    assert loaded_after("import extproc.config.schema, extproc.routing.selector") == set()
+    assert loaded_after("import extproc.policy, extproc.routing, extproc.kong") == set()
