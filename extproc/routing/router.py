@@ -27,7 +27,7 @@ from extproc.routing.ab import Splitter
 from extproc.routing.artefacts import ArtefactError
 from extproc.routing.categories import DEFAULT_CATEGORY_TIERS
 from extproc.routing.classifiers import Matrix
-from extproc.routing.embedder import Embedder, load_embedder, timed_embed
+from extproc.routing.embedder import DEFAULT_CACHE_ENTRIES, Embedder, load_embedder, timed_embed
 from extproc.routing.quality import (
     QualityRule,
     QualityVerdict,
@@ -38,6 +38,7 @@ from extproc.routing.quality import (
 from extproc.routing.signals import SignalValue, compute_signals
 from extproc.routing.spec import TIER_ORDER, EmbeddingText, RoutingSpec, SignalRule
 from extproc.routing.strategies import LoadedModel, load_model
+from extproc.routing.text_cache import TextCache
 
 TOP_SCORES = 3
 
@@ -142,6 +143,12 @@ class Router:
     splitter: Splitter | None
     rule_names: tuple[str, ...]
     quality: QualityRule | None = None
+    # The need of recently seen texts (like the embedder's vector cache): a repeated
+    # prompt then skips the need model's features as well as the embedding. Shared by
+    # ``with_knob`` copies, whose need model is the same.
+    needs_seen: TextCache[float] = field(
+        default_factory=lambda: TextCache(DEFAULT_CACHE_ENTRIES), compare=False
+    )
 
     @property
     def sticky_by(self) -> str | None:
@@ -160,8 +167,11 @@ class Router:
         text = embedding_text(request, self.spec.embedding)
         vector, embed_ms = timed_embed(self.embedder, text)
         x: Matrix = vector[None, :]
-        need = self._needs(x, [text])
-        return self._finish(request, text, x, need[0], embed_ms, sticky_key, profile)
+        need = self.needs_seen.get(text)
+        if need is None:
+            need = float(self._needs(x, [text])[0])
+            self.needs_seen.put(text, need)
+        return self._finish(request, text, x, need, embed_ms, sticky_key, profile)
 
     def classify_batch(
         self, requests: Sequence[ParsedRequest], profile: str | None = None
