@@ -47,6 +47,8 @@ async def test_same_text_hits_same_snapshot_and_misses_after_a_reload() -> None:
         b = await decide(auto("Write a haiku about autumn rain"), first, offload=pool)
         assert offload.jobs == 1  # a hit: classified inline, no model run
         assert first.router.embedder.cache.hits >= 1
+        if first.router.quality is not None:  # the need model's result is kept too
+            assert first.router.needs_seen.hits >= 1
         assert a.classification is not None and b.classification is not None
         assert (a.category, a.needed_tier) == (b.category, b.needed_tier)
         assert a.classification.score == b.classification.score
