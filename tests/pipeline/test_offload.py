@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from extproc.api.openai import Endpoint, ParsedRequest, parse_request
-from extproc.config.snapshot import build_snapshot
+from extproc.config.snapshot import Snapshot, build_snapshot
 from extproc.decide import decide
 from extproc.decision import Outcome
 from extproc.pipeline.offload import OffloadBusy, OffloadTimeout, ThreadOffload
@@ -63,10 +63,9 @@ async def test_a_job_past_its_budget_times_out_but_keeps_its_slot_until_it_ends(
         pool.close()
 
 
-async def test_a_stuck_classification_does_not_delay_an_explicit_model_request() -> None:
-    """The classification of an ``auto`` request is held inside the pool (the embedder
-    is replaced by one that waits on an event); an explicit-model request decided on
-    the same loop meanwhile completes, and the ``auto`` one is then degraded, not lost."""
+def held_snapshot() -> tuple[Snapshot, threading.Event]:
+    """The shipped snapshot whose embedder waits (off the loop) until the event is set:
+    a classification that is as slow as a test needs it to be."""
     snapshot = build_snapshot(REPO / "config" / "routeiq.yaml")
     assert snapshot.router is not None
     gate = threading.Event()
@@ -78,6 +77,14 @@ async def test_a_stuck_classification_does_not_delay_an_explicit_model_request()
         return real_embed(text)
 
     embedder.embed = slow_embed  # type: ignore[method-assign]
+    return snapshot, gate
+
+
+async def test_a_stuck_classification_does_not_delay_an_explicit_model_request() -> None:
+    """The classification of an ``auto`` request is held inside the pool (the embedder
+    is replaced by one that waits on an event); an explicit-model request decided on
+    the same loop meanwhile completes, and the ``auto`` one is then degraded, not lost."""
+    snapshot, gate = held_snapshot()
     pool = ThreadOffload(threads=1, timeout_s=2, max_pending=4)
 
     def request(model: str, text: str) -> ParsedRequest:
@@ -106,17 +113,7 @@ async def test_a_stuck_classification_does_not_delay_an_explicit_model_request()
 
 
 async def test_past_the_budget_the_request_is_routed_without_classification() -> None:
-    snapshot = build_snapshot(REPO / "config" / "routeiq.yaml")
-    assert snapshot.router is not None
-    gate = threading.Event()
-    embedder = snapshot.router.embedder
-    real_embed = embedder.embed
-
-    def slow_embed(text: str):  # type: ignore[no-untyped-def]
-        gate.wait(10)
-        return real_embed(text)
-
-    embedder.embed = slow_embed  # type: ignore[method-assign]
+    snapshot, gate = held_snapshot()
     pool = ThreadOffload(threads=1, timeout_s=0.05, max_pending=4)
     body = b'{"model":"auto","messages":[{"role":"user","content":"prove it, my name is a@b.co"}]}'
     parsed = parse_request(Endpoint.CHAT_COMPLETIONS, "POST", "/v1/chat/completions", {}, body)
