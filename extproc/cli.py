@@ -8,6 +8,7 @@ import logging
 import socket
 import sys
 from collections.abc import Sequence
+from typing import NoReturn, cast
 
 from pydantic import ValidationError
 
@@ -206,15 +207,28 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose mistakes are one line on stderr (exit 2), like every
+    other ``routeiq`` error; ``--help`` still shows the usage. Subcommand parsers
+    inherit the class."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="routeiq",
         description="RouteIQ: policy and routing for OpenAI-format LLM traffic. 'serve' runs "
         "the Envoy ext_proc server; the other commands are the operator's tools around the "
         "same code.",
     )
     parser.add_argument("--version", action="version", version=f"routeiq {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    # Typed as plain parsers for the registering modules; they are OneLineParsers.
+    sub = cast(
+        "argparse._SubParsersAction[argparse.ArgumentParser]",
+        parser.add_subparsers(dest="command", required=True),
+    )
 
     serve = sub.add_parser("serve", help="run the ext_proc gRPC server")
     serve.add_argument("--config", help="RoutingConfig YAML (overrides ROUTEIQ_CONFIG_PATH)")

@@ -163,3 +163,17 @@ def test_help_texts_are_plain_text() -> None:
         text = p.format_help()
         for markup in ("``", ":class:", ":func:", ":meth:"):
             assert markup not in text, (p.prog, text)
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (("score",), "required: --input, --output"),
+        (("bogus",), "invalid choice: 'bogus'"),
+        (("policy", "test", "--bogus"), "unrecognized arguments: --bogus"),
+    ],
+)
+def test_argument_mistakes_are_one_line_too(args: tuple[str, ...], fragment: str) -> None:
+    out = routeiq(*args)
+    one_line_error(out, fragment, "--help")
+    assert out.returncode == 2
