@@ -163,44 +163,43 @@ class _Standardised:
         )
 
 
-class LogisticStrategy(_Standardised):
+class _LinearModelStrategy(_Standardised):
+    """Linear models on standardised embeddings: only the scikit-learn estimator differs."""
+
+    def fit(
+        self,
+        x: npt.NDArray[np.float32],
+        labels: npt.NDArray[np.int64],
+        classes: tuple[str, ...],
+        groups: Sequence[str] | None,
+        params: dict[str, Any],
+        seed: int,
+    ) -> tuple[Arrays, dict[str, Any]]:
+        arrays, xs = _standardise(x)
+        model = self._estimator(params, seed).fit(xs, labels)
+        arrays.update(coef=model.coef_, intercept=np.atleast_1d(model.intercept_))
+        return arrays, params
+
+    def _estimator(self, params: Mapping[str, Any], seed: int) -> Any:
+        raise NotImplementedError
+
+
+class LogisticStrategy(_LinearModelStrategy):
     default_params: ClassVar[Mapping[str, Any]] = MappingProxyType({"C": 1.0})
 
-    def fit(
-        self,
-        x: npt.NDArray[np.float32],
-        labels: npt.NDArray[np.int64],
-        classes: tuple[str, ...],
-        groups: Sequence[str] | None,
-        params: dict[str, Any],
-        seed: int,
-    ) -> tuple[Arrays, dict[str, Any]]:
+    def _estimator(self, params: Mapping[str, Any], seed: int) -> Any:
         from sklearn.linear_model import LogisticRegression
 
-        arrays, xs = _standardise(x)
-        lr = LogisticRegression(C=params["C"], max_iter=2000).fit(xs, labels)
-        arrays.update(coef=lr.coef_, intercept=lr.intercept_)
-        return arrays, params
+        return LogisticRegression(C=params["C"], max_iter=2000)
 
 
-class LinearSvmStrategy(_Standardised):
+class LinearSvmStrategy(_LinearModelStrategy):
     default_params: ClassVar[Mapping[str, Any]] = MappingProxyType({"C": 0.1})
 
-    def fit(
-        self,
-        x: npt.NDArray[np.float32],
-        labels: npt.NDArray[np.int64],
-        classes: tuple[str, ...],
-        groups: Sequence[str] | None,
-        params: dict[str, Any],
-        seed: int,
-    ) -> tuple[Arrays, dict[str, Any]]:
+    def _estimator(self, params: Mapping[str, Any], seed: int) -> Any:
         from sklearn.svm import LinearSVC
 
-        arrays, xs = _standardise(x)
-        svm = LinearSVC(C=params["C"], max_iter=5000, random_state=seed).fit(xs, labels)
-        arrays.update(coef=svm.coef_, intercept=np.atleast_1d(svm.intercept_))
-        return arrays, params
+        return LinearSVC(C=params["C"], max_iter=5000, random_state=seed)
 
 
 class MlpStrategy(_Standardised):
