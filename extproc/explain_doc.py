@@ -38,6 +38,7 @@ def classification_doc(c: Classification) -> dict[str, Any]:
             "bars": {k: round(v, 4) for k, v in q.bars.items()},
             "tier": q.tier,
             "reason": q.reason,
+            "calibration": q.calibration,
         }
     if c.shadow is not None:
         doc["shadow"] = {

@@ -31,6 +31,7 @@ from extproc.routing.evaluation import EvaluationError
 from extproc.routing.labelled import FORMATS, LabelledError
 from extproc.routing.scoring import (
     ToolError,
+    as_traffic,
     classify_many,
     default_workers,
     load_router,
@@ -212,6 +213,7 @@ def run_score(args: argparse.Namespace) -> int:
     source = routing_source(args.config, args.strategy, args.models_dir)
     router = load_router(source, args.premium_share, batch_workers=True)
     results = classify_many(router, requests, label="score", workers=args.workers)
+    results = as_traffic(router, results)
     write_lines(args.output, [score_record(i, c) for i, c in zip(ids, results, strict=True)])
     return 0
 

@@ -3,8 +3,10 @@
 The router classifies every labelled prompt once under the config's own knob: its
 ``score`` (the need for premium) ranks the prompts for APGR and CPT, and the prompts whose
 ``tier`` is ``premium`` give the config's operating point. Each calibration share (and
-``--premium-share``) is one more pass with the ``auto`` knob moved there
-(``Router.with_knob``), giving the premium share actually obtained on this set. A config
+``--premium-share``) re-tiers those classifications with the ``auto`` knob moved there
+(``Router.with_knob``, then ``Router.retier``: nothing is re-embedded), giving the premium
+share actually obtained on this set. Under ``calibration: traffic`` the labelled set is
+taken as the traffic (``scoring.as_traffic``): the share bars are set on its own needs. A config
 without the cost-quality rule has no knob: its operating point is still measured (the
 category tiers), the calibration is skipped and said so.
 
@@ -33,7 +35,7 @@ from extproc.routing.evaluation import (
 )
 from extproc.routing.labelled import StrongWeak
 from extproc.routing.router import Classification, Router
-from extproc.routing.scoring import ToolError, classify_many, request_of, with_share
+from extproc.routing.scoring import ToolError, as_traffic, classify_many, request_of, with_share
 
 PREMIUM = "premium"
 DEFAULT_SHARES = (0.1, 0.3, 0.5)
@@ -98,7 +100,7 @@ def evaluate_router(
     """Classify ``pair``'s prompts and measure; ``shares`` are the calibration points;
     ``workers`` as in :func:`extproc.routing.scoring.classify_many`."""
     requests = [request_of({"prompt": p}) for p in pair.prompts]
-    base = classify_many(router, requests, label="eval", workers=workers)
+    base = as_traffic(router, classify_many(router, requests, label="eval", workers=workers))
     scores = np.array([c.score for c in base], dtype=np.float64)
     report = evaluate(scores, pair.strong_scores, pair.weak_scores)
     notes: list[str] = []
@@ -109,10 +111,7 @@ def evaluate_router(
             "calibration skipped: the config has no cost-quality knob (spec.routing.costQuality)"
         )
     for share in shares if has_knob else ():
-        moved = with_share(router, share)
-        classes = classify_many(
-            moved, requests, label=f"eval at premium share {share:g}", workers=workers
-        )
+        classes = as_traffic(with_share(router, share), base)
         calibration.append(CalibrationPoint(share, _point(classes, pair)))
     tie = _largest_tie(scores)
     if tie >= 0.1:

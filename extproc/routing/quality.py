@@ -7,14 +7,15 @@ raw bars against a reference distribution of needs (the quantiles shipped with t
 or the needs of the operator's ``referencePrompts``), and then only does numpy per
 request. ``premiumShare`` s becomes the premium bar ``quantile(needs, 1 - s)``, so about a
 fraction s of traffic like the reference set clears it; ``ecoShare`` e becomes the eco
-bar ``quantile(needs, e)``.
+bar ``quantile(needs, e)``. With ``calibration.source: traffic`` the same shares are
+read from the needs of recent traffic once enough is seen (:class:`NeedWindow`).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Protocol
@@ -24,6 +25,7 @@ import numpy.typing as npt
 
 from extproc.routing.artefacts import ArtefactError, Manifest, load_manifest, load_npz
 from extproc.routing.classifiers import Matrix
+from extproc.routing.need_window import NeedWindow
 from extproc.routing.quality_features import FEATURE_NAMES, feature_matrix
 from extproc.routing.quality_spec import CostQuality, QualityKnob
 from extproc.routing.strategies import LoadedModel, model_from_arrays
@@ -190,25 +192,33 @@ class Bars:
         )
 
 
-def share_bar(reference: Needs, share: float, top: bool) -> float:
-    """Bar that ``share`` of ``reference`` clears from the top (premium) or falls under."""
+Quantile = Callable[[float], float]
+
+
+def reference_quantile(reference: Needs) -> Quantile:
+    """The quantile function of a reference distribution of needs (numpy's linear)."""
+    return lambda q: float(np.quantile(reference, q))
+
+
+def share_bar(quantile: Quantile, share: float, top: bool) -> float:
+    """Bar that ``share`` of the distribution clears from the top (premium) or falls under."""
     if share <= 0.0:
         return float("inf") if top else float("-inf")
     if share >= 1.0:
         return float("-inf") if top else float("inf")
-    return float(np.quantile(reference, 1.0 - share if top else share))
+    return quantile(1.0 - share if top else share)
 
 
-def calibrate(knob: QualityKnob, reference: Needs) -> Bars:
-    """Raw bars of ``knob`` (a raw threshold is kept as is; a share uses the reference)."""
+def calibrate(knob: QualityKnob, quantile: Quantile) -> Bars:
+    """Raw bars of ``knob`` (a raw threshold is kept as is; a share uses ``quantile``)."""
     if knob.threshold is not None:
         premium = float(knob.threshold)
     else:
-        premium = share_bar(reference, knob.premium_share or 0.0, top=True)
+        premium = share_bar(quantile, knob.premium_share or 0.0, top=True)
     if knob.eco_threshold is not None:
         eco = float(knob.eco_threshold)
     else:
-        eco = share_bar(reference, knob.eco_share or 0.0, top=False)
+        eco = share_bar(quantile, knob.eco_share or 0.0, top=False)
     return Bars(premium, eco, knob.premium_share, knob.eco_share)
 
 
@@ -227,23 +237,35 @@ class QualityVerdict:
     reason: str
     profile: str
     premium_share: float | None
+    calibration: str = "reference"
 
 
 @dataclass(frozen=True, slots=True)
 class QualityRule:
-    """Need model + reference distribution + calibrated bars of every profile."""
+    """Need model + reference distribution + calibrated bars of every profile.
+
+    ``bars`` are the reference bars. ``window`` (``calibration.source: traffic``) holds
+    the needs of recent distinct prompts; once warm, share bars are read from it per
+    request instead (raw thresholds stay as set).
+    """
 
     spec: CostQuality
     need: LoadedNeed
     reference: Needs
     bars: Mapping[str, Bars]
+    knobs: Mapping[str, QualityKnob]
+    window: NeedWindow | None = field(default=None, compare=False)
 
-    def bars_for(self, profile: str | None) -> tuple[str, Bars]:
-        name = profile if profile in self.bars else "auto"
-        return str(name), self.bars[str(name)]
+    def bars_for(self, profile: str | None) -> tuple[str, Bars, str]:
+        """The profile's name, its bars now, and where they came from."""
+        name = str(profile if profile in self.bars else "auto")
+        window = self.window
+        if window is not None and window.warm:
+            return name, calibrate(self.knobs[name], window.quantile), "traffic"
+        return name, self.bars[name], "reference"
 
     def verdict(self, need: float, profile: str | None) -> QualityVerdict:
-        name, bars = self.bars_for(profile)
+        name, bars, source = self.bars_for(profile)
         tier, reason = bars.tier(need)
         return QualityVerdict(
             need=need,
@@ -252,15 +274,35 @@ class QualityRule:
             reason=reason,
             profile=name,
             premium_share=bars.premium_share,
+            calibration=source,
         )
 
+    def observe(self, need: float) -> None:
+        """Count one new prompt's need towards the traffic bars (no-op for reference)."""
+        if self.window is not None:
+            self.window.observe(need)
+
     def with_spec(self, spec: CostQuality) -> QualityRule:
-        """The same model and reference, recalibrated for ``spec``'s knobs."""
-        return QualityRule(spec, self.need, self.reference, _all_bars(spec, self.reference))
+        """The same model and reference, recalibrated for ``spec``'s knobs (and a new
+        traffic window when ``spec`` asks for one)."""
+        return _rule(spec, self.need, self.reference)
+
+    def calibrated_on(self, needs: Needs) -> QualityRule:
+        """Fixed bars calibrated on ``needs`` (a whole batch seen at once, as the traffic
+        bars would see it), with no window."""
+        fixed = self.spec.model_copy(
+            update={"calibration": self.spec.calibration.model_copy(update={"source": "reference"})}
+        )
+        return _rule(fixed, self.need, np.sort(np.asarray(needs, dtype=np.float64)))
 
 
-def _all_bars(spec: CostQuality, reference: Needs) -> Mapping[str, Bars]:
-    return MappingProxyType({p: calibrate(spec.knob(p), reference) for p in PROFILES})
+def _rule(spec: CostQuality, need: LoadedNeed, reference: Needs) -> QualityRule:
+    knobs = MappingProxyType({p: spec.knob(p) for p in PROFILES})
+    quantile = reference_quantile(reference)
+    bars = MappingProxyType({p: calibrate(k, quantile) for p, k in knobs.items()})
+    cal = spec.calibration
+    window = NeedWindow(cal.window, cal.warmup) if cal.source == "traffic" else None
+    return QualityRule(spec, need, reference, bars, knobs, window)
 
 
 def build_quality_rule(spec: CostQuality, need: LoadedNeed, reference: Needs | None) -> QualityRule:
@@ -271,5 +313,4 @@ def build_quality_rule(spec: CostQuality, need: LoadedNeed, reference: Needs | N
             f"{need.manifest.path}: the model ships no reference quantiles; "
             "set spec.routing.costQuality.referencePrompts"
         )
-    ref = np.sort(np.asarray(ref, dtype=np.float64))
-    return QualityRule(spec, need, ref, _all_bars(spec, ref))
+    return _rule(spec, need, np.sort(np.asarray(ref, dtype=np.float64)))

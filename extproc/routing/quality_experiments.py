@@ -170,16 +170,16 @@ def configs() -> list[Config]:
     return out
 
 
-def run(inputs: Inputs, config: Config, share: float) -> list[FoldResult]:
+def run(inputs: Inputs, config: Config, share: float, traffic: bool = False) -> list[FoldResult]:
     if config.xkind == "length":
         length = inputs.feats[:, [FEATURE_NAMES.index("log_chars")]]
         inputs = Inputs(inputs.data, inputs.emb, length, inputs.n_ref)
         config = replace(config, xkind="feats")
     fit = trainer(inputs, config)
     families = tuple(f for f in FAMILIES if f != config.only)  # never in-sample
-    results = loso(inputs.data, fit, share, families, config.balance, inputs.reference)
+    results = loso(inputs.data, fit, share, families, config.balance, inputs.reference, traffic)
     if config.only is None:
-        results.append(subject_cv(inputs.data, fit, share, inputs.reference))
+        results.append(subject_cv(inputs.data, fit, share, inputs.reference, traffic))
     return results
 
 
@@ -262,6 +262,12 @@ def main(argv: list[str] | None = None) -> int:
         help="prompts the premium share is calibrated on (JSONL 'prompt')",
     )
     parser.add_argument("--only", nargs="*", help="config names to run (default: all)")
+    parser.add_argument(
+        "--calibration",
+        choices=("reference", "traffic"),
+        default="reference",
+        help="traffic: each held-out family's bar is set on its own needs",
+    )
     parser.add_argument("--out", type=Path, help="also write the rows as JSON lines here")
     parser.add_argument(
         "--within",
@@ -280,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.only and config.name not in args.only:
             continue
         start = time.perf_counter()
-        result = row(config, run(inputs, config, args.share))
+        result = row(config, run(inputs, config, args.share, args.calibration == "traffic"))
         rows.append(result)
         print_row(result, time.perf_counter() - start)
     if args.out:

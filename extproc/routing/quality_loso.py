@@ -107,16 +107,21 @@ def score_fold(
     share: float,
     rows: Array | None = None,
     name: str | None = None,
+    traffic: bool = False,
 ) -> FoldResult:
     """Metrics of predictions ``pred`` on ``rows`` (default: ``family``'s eval rows);
-    ``ref_*`` are the calibration predictions and weights."""
+    ``ref_*`` are the calibration predictions and weights; ``traffic``: the bar is
+    calibrated on ``pred`` itself (``calibration: traffic`` serving such a family)."""
     rows = eval_rows(data, family) if rows is None else rows
     strong, weak = data.pair(family)
     fam_rows = np.nonzero(data.family == family)[0]
     pos = np.searchsorted(fam_rows, rows)
     s, w = strong[pos], weak[pos]
     report = strong_weak_report(list(pred), list(s), list(w))
-    bar = weighted_quantile(ref_pred, ref_w, 1.0 - share)
+    if traffic:
+        bar = float(np.quantile(pred, 1.0 - share))
+    else:
+        bar = weighted_quantile(ref_pred, ref_w, 1.0 - share)
     got = float(np.mean(pred >= bar))
     p, pgr = pgr_curve(list(pred), list(s), list(w))
     at = round(got * (len(p) - 1))
@@ -132,6 +137,7 @@ def loso(
     families: tuple[str, ...] = FAMILIES,
     balance: bool = True,
     reference: Array | None = None,
+    traffic: bool = False,
 ) -> list[FoldResult]:
     """Hold out each family in turn; ``fit(train_idx, weights)`` returns a predictor of
     row indices. The premium bar is calibrated on ``reference`` row indices when given
@@ -147,12 +153,14 @@ def loso(
             ref, ref_w = predict(train), balanced_weights(data.family[train])
         else:
             ref, ref_w = predict(reference), np.ones(len(reference))
-        results.append(score_fold(data, family, pred, ref, ref_w, share))
+        results.append(score_fold(data, family, pred, ref, ref_w, share, traffic=traffic))
         for name, (parent, benches) in SUBSETS.items():
             if parent == family:
                 part = np.isin(data.bench[held], benches)
                 results.append(
-                    score_fold(data, family, pred[part], ref, ref_w, share, held[part], name)
+                    score_fold(
+                        data, family, pred[part], ref, ref_w, share, held[part], name, traffic
+                    )
                 )
     return results
 
@@ -180,14 +188,18 @@ def subject_cv(
     fit: Callable[[Array, Array], Callable[[Array], Array]],
     share: float,
     reference: Array | None = None,
+    traffic: bool = False,
 ) -> FoldResult:
-    """RouteLLM MMLU scored by subject folds (:func:`subject_folds`): unseen subjects."""
+    """RouteLLM MMLU scored by subject folds (:func:`subject_folds`): unseen subjects;
+    ``traffic``: each fold's bar is calibrated on its own predictions."""
     held_all, preds, got = [], [], []
     for held, train in subject_folds(data):
         w = balanced_weights(data.family[train])
         predict = fit(train, w)
         pred = predict(held)
-        if reference is None:
+        if traffic:
+            bar = float(np.quantile(pred, 1.0 - share))
+        elif reference is None:
             bar = weighted_quantile(predict(train), w, 1.0 - share)
         else:
             bar = float(np.quantile(predict(reference), 1.0 - share))

@@ -13,7 +13,10 @@ that may go to premium, ``ecoShare`` the fraction sent down to eco. At snapshot 
 share becomes a raw bar: the premium bar is the ``1 - premiumShare`` quantile of the need
 on a reference prompt set, the eco bar the ``ecoShare`` quantile (the quantiles shipped
 with the model, or computed from ``referencePrompts``). ``threshold`` / ``ecoThreshold``
-set raw bars instead. When the bars cross (shares summing past 1), premium wins.
+set raw bars instead. With ``calibration.source: traffic`` (the default) the share bars
+then follow the needs of recent traffic once enough of it is seen (:class:`Calibration`),
+so that the share holds for the traffic served, not only for traffic like the reference.
+When the bars cross (shares summing past 1), premium wins.
 ``profiles`` holds other points of the same curve for the ``eco`` and ``premium``
 profiles (and may override ``auto``). ``floors`` / ``ceilings`` bound the tier per
 category (e.g. ``reasoning: premium`` floors every reasoning prompt).
@@ -44,7 +47,7 @@ class QualityKnob(Spec):
         None,
         ge=0.0,
         le=1.0,
-        description="Fraction of traffic (by the reference prompts) that may go to premium.",
+        description="Fraction of traffic that may go to premium (see calibration).",
     )
     threshold: float | None = Field(
         None, description="Raw premium bar on the need (instead of premiumShare)."
@@ -80,6 +83,37 @@ class QualityKnob(Spec):
         )
 
 
+class Calibration(Spec):
+    """Where the share knobs take their bars from.
+
+    ``reference``: the reference distribution only (the model's shipped quantiles or
+    ``referencePrompts``), fixed for the snapshot: the same prompt always gets the same
+    tier, and the share holds for traffic like the reference. ``traffic``: the bars follow
+    the needs of the last ``window`` distinct prompts this process classified, so the
+    share holds for the traffic actually served; until ``warmup`` of them are in, the
+    reference bars apply. Raw ``threshold`` / ``ecoThreshold`` bars never move.
+    """
+
+    source: Literal["reference", "traffic"] = Field(
+        "traffic", description="reference: fixed bars; traffic: bars follow recent traffic."
+    )
+    window: int = Field(
+        2000, ge=10, le=100_000, description="Distinct recent prompts the traffic bars use."
+    )
+    warmup: int = Field(
+        200,
+        ge=10,
+        le=100_000,
+        description="Prompts seen before the traffic bars replace the reference ones.",
+    )
+
+    @model_validator(mode="after")
+    def _warmup_fits(self) -> Calibration:
+        if self.warmup > self.window:
+            raise ValueError(f"calibration warmup {self.warmup} exceeds its window {self.window}")
+        return self
+
+
 def _default_ceilings() -> dict[str, TierBound]:
     return {"chat": "eco"}
 
@@ -98,8 +132,9 @@ class CostQuality(QualityKnob):
         DEFAULT_PREMIUM_SHARE,
         ge=0.0,
         le=1.0,
-        description="Fraction of auto traffic (by the reference prompts) that may go to "
-        "premium: the main knob. Set null to use threshold instead.",
+        description="Fraction of auto traffic that may go to premium: the main knob (of "
+        "recent traffic, or of the reference prompts: see calibration). Set null to use "
+        "threshold instead.",
     )
     eco_share: float | None = Field(
         DEFAULT_ECO_SHARE,
@@ -114,6 +149,10 @@ class CostQuality(QualityKnob):
         None,
         description='JSONL of {"prompt"} lines (relative to the config file) to calibrate '
         "the shares on at snapshot build, instead of the model's shipped quantiles.",
+    )
+    calibration: Calibration = Field(
+        default_factory=Calibration,
+        description="Where the shares' bars come from: fixed reference or recent traffic.",
     )
     profiles: dict[ProfileName, QualityKnob] = Field(
         default_factory=_default_profiles,

@@ -171,6 +171,8 @@ class Router:
         if need is None:
             need = float(self._needs(x, [text])[0])
             self.needs_seen.put(text, need)
+            if self.quality is not None:
+                self.quality.observe(need)
         return self._finish(request, text, x, need, embed_ms, sticky_key, profile)
 
     def classify_batch(
@@ -277,18 +279,7 @@ class Router:
         probs = model.scores(x)[0]
         order = np.argsort(-probs)[:TOP_SCORES]
         category = model.classes[int(order[0])]
-        rank, fired = self._base_rank(category, verdict)
-        for rule, name in zip(self.spec.signal_rules, self.rule_names, strict=True):
-            value = signals.get(rule.signal)
-            if value is None or not rule.matches(float(value)):
-                continue
-            before = rank
-            if rule.min_tier is not None:
-                rank = max(rank, TIER_ORDER.index(rule.min_tier))
-            if rule.max_tier is not None:
-                rank = min(rank, TIER_ORDER.index(rule.max_tier))
-            if rank != before:
-                fired.append(name)
+        rank, fired = self._tier(category, signals, verdict)
         score = float(signals["score"])
         if score < 0:  # no need model nor scorer configured: the tier's position is the need
             score = rank / (len(TIER_ORDER) - 1)
@@ -303,6 +294,43 @@ class Router:
             rules=tuple(fired),
             quality=verdict,
         )
+
+    def _tier(
+        self, category: str, signals: Mapping[str, SignalValue], verdict: QualityVerdict | None
+    ) -> tuple[int, list[str]]:
+        """The tier's rank: the base rank, then the signal rules in order (and which fired)."""
+        rank, fired = self._base_rank(category, verdict)
+        for rule, name in zip(self.spec.signal_rules, self.rule_names, strict=True):
+            value = signals.get(rule.signal)
+            if value is None or not rule.matches(float(value)):
+                continue
+            before = rank
+            if rule.min_tier is not None:
+                rank = max(rank, TIER_ORDER.index(rule.min_tier))
+            if rule.max_tier is not None:
+                rank = min(rank, TIER_ORDER.index(rule.max_tier))
+            if rank != before:
+                fired.append(name)
+        return rank, fired
+
+    def retier(self, c: Classification, profile: str | None = None) -> Classification:
+        """``c`` (classified by a router with the same models) with its cost-quality
+        verdict and tier taken again under this router's bars (at ``profile``, default:
+        the one ``c`` was classified at); nothing is re-embedded. A shadow arm's result is
+        kept as it was; a classification without a verdict is returned as is."""
+        if self.quality is None or c.quality is None:
+            return c
+        verdict = self.quality.verdict(c.quality.need, profile or c.quality.profile)
+        rank, fired = self._tier(c.category, c.signals, verdict)
+        return replace(c, tier=TIER_ORDER[rank], rules=tuple(fired), quality=verdict)
+
+    def calibrated_on(self, needs: npt.NDArray[np.float64]) -> Router:
+        """A copy whose share bars are fixed on ``needs`` (a batch taken as the traffic
+        a ``calibration: traffic`` router would have seen); the same router without a
+        cost-quality rule."""
+        if self.quality is None:
+            return self
+        return replace(self, quality=self.quality.calibrated_on(needs))
 
 
 def _quality_rule(

@@ -10,6 +10,8 @@ comes from.
   ``Router.classify_batch``, several calls in parallel on single-threaded onnxruntime
   runs (``load_router(..., batch_workers=True)``), results returned in input order;
   progress on a terminal.
+* :func:`as_traffic`: those classifications' tiers as the router would serve a stream of
+  them (``calibration: traffic`` calibrates the share bars on the batch itself).
 * :func:`read_prompt_lines` / :func:`request_of`: the ``routeiq score`` input
   (``{"id", "prompt"}`` or an OpenAI request body per line).
 
@@ -27,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+import numpy as np
 import orjson
 from pydantic import ValidationError
 
@@ -170,6 +173,22 @@ def classify_many(
                 out[i] = result
             progress.advance(len(idx))
     return [c for c in out if c is not None]
+
+
+def as_traffic(router: Router, results: Sequence[Classification]) -> list[Classification]:
+    """``results`` with their tiers under the bars ``router`` would serve them with.
+
+    With ``calibration.source: traffic`` and at least ``warmup`` results, the batch is
+    the traffic: the share bars are calibrated on the batch's own needs (what a serving
+    window full of such traffic converges to), so ``premiumShare`` of the batch goes to
+    premium. Otherwise the bars are the router's reference bars. Nothing is re-embedded.
+    """
+    rule = router.quality
+    if rule is None or rule.window is None or len(results) < rule.window.warmup:
+        return [router.retier(c) for c in results]
+    needs = np.array([c.quality.need for c in results if c.quality is not None])
+    settled = router.calibrated_on(needs)
+    return [settled.retier(c) for c in results]
 
 
 def request_of(line: dict[str, Any]) -> ParsedRequest:

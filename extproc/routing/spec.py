@@ -10,7 +10,7 @@ Tier names come from the leaf module ``extproc.vocabulary``, like the schema's.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -91,11 +91,18 @@ class EmbeddingText(Spec):
     max_chars: int = Field(default=2000, ge=64)
 
 
-def _default_rules() -> tuple[SignalRule, ...]:
-    return (
-        SignalRule(signal="agentic", at_least=1, min_tier="standard"),
-        SignalRule(signal="reasoning_markers", at_least=1, min_tier="premium"),
-    )
+def default_rules(cost_quality: bool) -> tuple[SignalRule, ...]:
+    """The signal rules a spec gets when it sets none.
+
+    Tool use lifts a prompt to at least ``standard`` either way. Reasoning markers ("step
+    by step", "prove") lift it to ``premium`` only under the category rule: the learned
+    need model already weighs them, and a fixed lift would let any client buy premium by
+    adding a phrase, past the share the operator set.
+    """
+    agentic = SignalRule(signal="agentic", at_least=1, min_tier="standard")
+    if cost_quality:
+        return (agentic,)
+    return (agentic, SignalRule(signal="reasoning_markers", at_least=1, min_tier="premium"))
 
 
 class RoutingSpec(Spec):
@@ -117,12 +124,25 @@ class RoutingSpec(Spec):
     category_tiers: dict[str, TierName] = Field(
         default_factory=lambda: dict(DEFAULT_CATEGORY_TIERS)  # type: ignore[arg-type]
     )
-    signal_rules: tuple[SignalRule, ...] = Field(default_factory=_default_rules)
+    # Unset: default_rules(costQuality is set), filled in by _default_signal_rules.
+    signal_rules: tuple[SignalRule, ...] = Field(
+        default=(),
+        description="Rules that move the tier by a signal, in order. Unset: tool use lifts "
+        "to at least standard; without costQuality, reasoning markers also lift to premium.",
+    )
     experiments: tuple[Experiment, ...] = ()
     embedding: EmbeddingText = EmbeddingText()
     threads: int = Field(default=1, ge=1, le=64)
     # The learned cost-quality rule for auto (see quality_spec); null: category tiers.
     cost_quality: CostQuality | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_signal_rules(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "signal_rules" not in data and "signalRules" not in data:
+            quality = data.get("cost_quality", data.get("costQuality"))
+            data = {**data, "signal_rules": default_rules(quality is not None)}
+        return data
 
     @model_validator(mode="after")
     def _consistent(self) -> RoutingSpec:

@@ -102,7 +102,7 @@ def test_score_prompts_and_openai_bodies(tmp_path: Path) -> None:
     rows = score_three_lines(tmp_path)
     router = load_router(routing_source(None))
     assert router.quality is not None
-    _, bars = router.quality.bars_for("auto")
+    _, bars, _ = router.quality.bars_for("auto")
     assert (bars.premium_share, bars.eco_share) == (0.3, 0.3) and bars.eco < bars.premium
     assert rows[1]["tier"] == "eco"
     for row in (rows[0], rows[2]):
