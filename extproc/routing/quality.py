@@ -32,6 +32,8 @@ from extproc.routing.strategies import LoadedModel, model_from_arrays
 
 Needs = npt.NDArray[np.float64]
 PROFILES: tuple[str, ...] = ("auto", "eco", "premium")
+# The fewest prompts a share is calibrated on (reference prompts, or a scored batch).
+MIN_CALIBRATION = 20
 
 
 class NeedModel(Protocol):
@@ -167,8 +169,10 @@ def read_reference_prompts(path: Path) -> list[str]:
         if text is None:
             raise ArtefactError(f"{path}:{number}: needs a string 'prompt'")
         prompts.append(text)
-    if len(prompts) < 20:
-        raise ArtefactError(f"{path}: {len(prompts)} prompts; calibration needs at least 20")
+    if len(prompts) < MIN_CALIBRATION:
+        raise ArtefactError(
+            f"{path}: {len(prompts)} prompts; calibration needs at least {MIN_CALIBRATION}"
+        )
     return prompts
 
 

@@ -38,6 +38,7 @@ from extproc.api.errors import ApiError, bad_request
 from extproc.api.openai import Endpoint, ParsedRequest, parse_request
 from extproc.config.errors import ConfigError
 from extproc.routing.progress import Progress
+from extproc.routing.quality import MIN_CALIBRATION
 from extproc.routing.router import Classification, Router, build_router
 from extproc.routing.spec import RoutingSpec
 
@@ -178,13 +179,14 @@ def classify_many(
 def as_traffic(router: Router, results: Sequence[Classification]) -> list[Classification]:
     """``results`` with their tiers under the bars ``router`` would serve them with.
 
-    With ``calibration.source: traffic`` and at least ``warmup`` results, the batch is
-    the traffic: the share bars are calibrated on the batch's own needs (what a serving
-    window full of such traffic converges to), so ``premiumShare`` of the batch goes to
-    premium. Otherwise the bars are the router's reference bars. Nothing is re-embedded.
+    With ``calibration.source: traffic`` and at least :data:`MIN_CALIBRATION` results
+    (the least ``referencePrompts`` accepts), the batch is the traffic: the share bars
+    are calibrated on the batch's own needs (what a serving window full of such traffic
+    converges to), so ``premiumShare`` of the batch goes to premium. Otherwise the bars
+    are the router's reference bars. Nothing is re-embedded.
     """
     rule = router.quality
-    if rule is None or rule.window is None or len(results) < rule.window.warmup:
+    if rule is None or rule.window is None or len(results) < MIN_CALIBRATION:
         return [router.retier(c) for c in results]
     needs = np.array([c.quality.need for c in results if c.quality is not None])
     settled = router.calibrated_on(needs)
