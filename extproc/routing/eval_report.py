@@ -34,6 +34,7 @@ from extproc.routing.evaluation import (
     router_curve,
 )
 from extproc.routing.labelled import StrongWeak
+from extproc.routing.quality import MIN_CALIBRATION
 from extproc.routing.router import Classification, Router
 from extproc.routing.scoring import ToolError, as_traffic, classify_many, request_of, with_share
 
@@ -83,6 +84,21 @@ def _point(classes: Sequence[Classification], pair: StrongWeak) -> OperatingPoin
     )
 
 
+def _traffic_notes(router: Router, raw: Sequence[Classification], pair: StrongWeak) -> list[str]:
+    """Say when the bars were set on this set (``calibration: traffic``), and where the
+    reference bars alone would have put it."""
+    rule = router.quality
+    if rule is None or rule.window is None or len(raw) < MIN_CALIBRATION:
+        return []
+    fixed = _point([router.retier(c) for c in raw], pair)
+    return [
+        "bars set on this set's own needs (costQuality.calibration.source traffic), as a "
+        "server's window fills with such traffic: the shares hold by construction (less "
+        "what category floors and ceilings move); with "
+        f"the reference bars alone: {_point_text(fixed)}"
+    ]
+
+
 def _largest_tie(scores: np.ndarray) -> float:
     """Share of the prompts in the largest group (of two or more) of equal scores."""
     _, counts = np.unique(scores, return_counts=True)
@@ -100,10 +116,11 @@ def evaluate_router(
     """Classify ``pair``'s prompts and measure; ``shares`` are the calibration points;
     ``workers`` as in :func:`extproc.routing.scoring.classify_many`."""
     requests = [request_of({"prompt": p}) for p in pair.prompts]
-    base = as_traffic(router, classify_many(router, requests, label="eval", workers=workers))
+    raw = classify_many(router, requests, label="eval", workers=workers)
+    base = as_traffic(router, raw)
     scores = np.array([c.score for c in base], dtype=np.float64)
     report = evaluate(scores, pair.strong_scores, pair.weak_scores)
-    notes: list[str] = []
+    notes: list[str] = _traffic_notes(router, raw, pair)
     has_knob = getattr(router.spec, "cost_quality", None) is not None
     calibration: list[CalibrationPoint] = []
     if shares and not has_knob:

@@ -357,6 +357,32 @@ def test_eval_calibration_with_the_knob(tmp_path: Path, capsys: pytest.CaptureFi
     assert report["notes"] == []
 
 
+def test_eval_takes_a_set_of_20_or_more_as_its_traffic(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The shipped config calibrates on traffic: a labelled set of 24 prompts is taken as
+    the traffic (its own needs set the bars), so asked shares are got (less what the chat
+    ceiling holds down), and the note says
+    where the reference bars alone would have put it."""
+    rows = [(p, st, wk) for _ in range(4) for p, st, wk in SW_ROWS]
+    path = tmp_path / "24.jsonl"
+    path.write_text(
+        "".join(
+            json.dumps({"prompt": f"{i}: {p}", "strong_score": st, "weak_score": wk}) + "\n"
+            for i, (p, st, wk) in enumerate(rows)
+        )
+    )
+    assert run("eval", "--labelled", str(path), "--calibrate", "0.25,0.5", "--json") == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["n"] == 24
+    got = [(c["asked"], c["got"]) for c in report["calibration"]]
+    assert [a for a, _ in got] == [0.25, 0.5]
+    # the bars give the share exactly; the chat ceiling may hold a prompt or two on eco
+    assert all(a - 2 / 24 <= g <= a for a, g in got), got
+    (note,) = report["notes"]
+    assert note.startswith("bars set on this set's own needs") and "reference bars alone" in note
+
+
 def test_eval_plot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("matplotlib")
     png = tmp_path / "curve.png"
