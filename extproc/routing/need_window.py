@@ -17,6 +17,7 @@ threads; reads copy nothing.
 from __future__ import annotations
 
 import bisect
+import math
 import threading
 from collections import deque
 
@@ -44,7 +45,10 @@ class NeedWindow:
         return len(self._order) >= self.warmup
 
     def observe(self, need: float) -> None:
-        """Add ``need``; the oldest one leaves once ``size`` are held."""
+        """Add ``need``; the oldest one leaves once ``size`` are held. A non-finite need
+        is ignored: NaN has no place in a sorted list and would corrupt every quantile."""
+        if not math.isfinite(need):
+            return
         with self._lock:
             self._order.append(need)
             bisect.insort(self._sorted, need)

@@ -47,6 +47,8 @@ def test_window_quantiles_are_numpys_over_the_last_size_needs() -> None:
         window.observe(float(need))
         assert window.warm == (i + 1 >= 20)
     assert len(window) == 50
+    for bad in (float("nan"), float("inf"), float("-inf")):
+        window.observe(bad)
     for q in (0.0, 0.1, 0.5, 0.7, 0.95, 1.0):
         assert window.quantile(q) == pytest.approx(float(np.quantile(seen[-50:], q)))
 
