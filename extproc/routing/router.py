@@ -28,6 +28,7 @@ from extproc.routing.artefacts import ArtefactError
 from extproc.routing.categories import DEFAULT_CATEGORY_TIERS
 from extproc.routing.classifiers import Matrix
 from extproc.routing.embedder import DEFAULT_CACHE_ENTRIES, Embedder, load_embedder, timed_embed
+from extproc.routing.few_shot import asked_question
 from extproc.routing.quality import (
     QualityRule,
     QualityVerdict,
@@ -109,10 +110,16 @@ def cut(text: str, options: EmbeddingText) -> str:
     return text[: options.max_chars]
 
 
+def question(text: str, options: EmbeddingText) -> str:
+    """``text``, or only the question it asks when it is a few-shot prompt (``fewShot``)."""
+    return asked_question(text, options.max_chars) if options.few_shot == "question" else text
+
+
 def embedding_text(request: ParsedRequest, options: EmbeddingText) -> str:
-    """The text that is embedded: the last user turn (after the system prompt when
+    """The text that is embedded: the last user turn (only the question asked when it is
+    a few-shot prompt and ``fewShot`` is ``question``; after the system prompt when
     ``includeSystem``), cut by :func:`cut`."""
-    text = request.last_user_text
+    text = question(request.last_user_text, options)
     if options.include_system and request.system_text:
         text = f"{request.system_text}\n{text}"
     return cut(text, options)
@@ -344,7 +351,7 @@ def _quality_rule(
     if cq.reference_prompts is not None:
         path = Path(cq.reference_prompts)
         texts = [
-            cut(t, spec.embedding)
+            cut(question(t, spec.embedding), spec.embedding)
             for t in read_reference_prompts(path if path.is_absolute() else base_dir / path)
         ]
         reference = need.model.needs(embedder.embed_many(texts), texts)

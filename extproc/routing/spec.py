@@ -89,6 +89,9 @@ class EmbeddingText(Spec):
     # Characters kept (from the same end) before tokenising: bounds tokenizer cost on huge
     # prompts; 2000 characters hold well over 128 tokens of ordinary text.
     max_chars: int = Field(default=2000, ge=64)
+    # "question": a few-shot prompt (worked examples, then the question) is embedded from
+    # its last block, the question asked (extproc/routing/few_shot.py); "whole": as sent.
+    few_shot: Literal["question", "whole"] = "question"
 
 
 def default_rules(cost_quality: bool) -> tuple[SignalRule, ...]:
