@@ -19,10 +19,11 @@ explain view, where there is no loop to protect.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
+import contextlib
+import queue
 import threading
 from collections.abc import Callable
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 T = TypeVar("T")
 
@@ -56,16 +57,25 @@ class InlineOffload:
 
 
 class ThreadOffload:
-    """A bounded thread pool with a per-job wait budget; one per server process."""
+    """A bounded set of worker threads with a per-job wait budget; one per server process.
+
+    The hop is kept to what it must cost: the job goes on a queue, a worker runs it and
+    posts the outcome back with one ``call_soon_threadsafe`` (one loop wake-up), and the
+    budget is one timer on the loop. (``run_in_executor`` with ``asyncio.timeout`` and
+    ``shield`` chains three futures and a second callback per job: about twice the CPU
+    per hop.) A job whose caller already gave up (timed out or cancelled) before a worker
+    picked it up is not run at all.
+    """
 
     def __init__(self, threads: int, timeout_s: float, max_pending: int) -> None:
-        self._pool = concurrent.futures.ThreadPoolExecutor(
-            max_workers=max(1, threads), thread_name_prefix="routeiq-offload"
-        )
+        self._threads = max(1, threads)
         self._timeout_s = timeout_s
         self._max_pending = max(1, max_pending)
         self._pending = 0
         self._lock = threading.Lock()
+        self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
+        self._started = False
+        self._closed = False
 
     @property
     def pending(self) -> int:
@@ -74,32 +84,88 @@ class ThreadOffload:
 
     async def run(self, job: Callable[[], T]) -> T:
         with self._lock:
+            if self._closed:
+                raise RuntimeError("the analysis pool is closed")
             if self._pending >= self._max_pending:
                 raise OffloadBusy(f"{self._pending} offloaded jobs pending")
             self._pending += 1
+            if not self._started:
+                self._start()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._queue.put((job, future, loop))
+        timer = loop.call_later(self._timeout_s, _expire, future, self._timeout_s)
         try:
-            future = asyncio.get_running_loop().run_in_executor(self._pool, self._call, job)
-        except BaseException:
-            self._release()
-            raise
-        try:
-            # Shielded: on timeout the caller stops waiting, but the job is not cancelled
-            # (it may be running) and frees its slot itself when it ends.
-            async with asyncio.timeout(self._timeout_s):
-                return await asyncio.shield(future)
-        except TimeoutError:
-            raise OffloadTimeout(f"job exceeded {self._timeout_s * 1000:.0f} ms") from None
+            return await future
+        finally:
+            timer.cancel()
 
-    def _call(self, job: Callable[[], T]) -> T:
+    def _start(self) -> None:
+        self._started = True
+        for i in range(self._threads):
+            name = f"routeiq-offload_{i}"
+            # Daemon: a stuck job must not keep the process from exiting.
+            threading.Thread(target=self._work, name=name, daemon=True).start()
+
+    def _work(self) -> None:
+        while (item := self._queue.get()) is not None:
+            self._run_one(*item)
+            del item  # nothing of a job stays referenced while the thread waits
+
+    def _run_one(
+        self, job: Callable[[], Any], future: asyncio.Future[Any], loop: asyncio.AbstractEventLoop
+    ) -> None:
+        if future.done():  # the caller gave up while the job was queued
+            self._release()
+            return
+        error: BaseException | None = None
+        outcome: Any = None
         try:
-            return job()
+            outcome = job()
+        except BaseException as exc:  # handed to the caller, whatever it is
+            error = exc
         finally:
             self._release()
+        _post(loop, _settle, future, outcome, error)
 
     def _release(self) -> None:
         with self._lock:
             self._pending -= 1
 
     def close(self) -> None:
-        """Stop accepting jobs; running ones finish on their own threads."""
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        """Stop accepting jobs and drop queued ones; running ones finish on their threads."""
+        with self._lock:
+            self._closed = True
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None:
+                self._release()
+                _post(item[2], item[1].cancel)
+        for _ in range(self._threads):
+            self._queue.put(None)
+
+
+_Item = tuple[Callable[[], Any], "asyncio.Future[Any]", asyncio.AbstractEventLoop]
+
+
+def _post(loop: asyncio.AbstractEventLoop, callback: Callable[..., object], *args: Any) -> None:
+    """``callback(*args)`` on ``loop``'s thread; nothing when that loop is already closed."""
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(callback, *args)
+
+
+def _settle(future: asyncio.Future[Any], outcome: Any, error: BaseException | None) -> None:
+    if future.done():  # timed out or cancelled meanwhile
+        return
+    if error is None:
+        future.set_result(outcome)
+    else:
+        future.set_exception(error)
+
+
+def _expire(future: asyncio.Future[Any], timeout_s: float) -> None:
+    if not future.done():
+        future.set_exception(OffloadTimeout(f"job exceeded {timeout_s * 1000:.0f} ms"))

@@ -11,10 +11,9 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable
 
-from envoy.config.core.v3.base_pb2 import HeaderValue, HeaderValueOption
+from envoy.config.core.v3.base_pb2 import HeaderValueOption
 from envoy.extensions.filters.http.ext_proc.v3.processing_mode_pb2 import ProcessingMode
 from envoy.service.ext_proc.v3.external_processor_pb2 import (
-    BodyMutation,
     BodyResponse,
     CommonResponse,
     HeaderMutation,
@@ -38,15 +37,28 @@ Headers = Iterable[tuple[str, str]]
 
 
 def header_mutation(set_headers: Headers = (), remove: Iterable[str] = ()) -> HeaderMutation:
-    return HeaderMutation(
-        set_headers=[
-            HeaderValueOption(
-                header=HeaderValue(key=k, raw_value=v.encode()), append_action=OVERWRITE
-            )
-            for k, v in set_headers
-        ],
-        remove_headers=list(remove),
-    )
+    mutation = HeaderMutation()
+    fill_mutation(mutation, set_headers, remove)
+    return mutation
+
+
+def fill_mutation(mutation: HeaderMutation, set_headers: Headers, remove: Iterable[str]) -> None:
+    """Set ``set_headers`` (OVERWRITE, ``raw_value``) and ``remove`` on ``mutation`` in place.
+
+    Filling the message a parent already holds (``add()`` and attribute assignment) costs
+    about a third of building each ``HeaderValueOption`` and ``HeaderValue`` from keyword
+    arguments and copying them into the parent, which is what the constructors do.
+    """
+    mutation.SetInParent()
+    add = mutation.set_headers.add
+    for key, value in set_headers:
+        option = add()
+        header = option.header
+        header.key = key
+        header.raw_value = value.encode()
+        option.append_action = OVERWRITE
+    if remove:
+        mutation.remove_headers.extend(remove)
 
 
 def continue_request_headers(
@@ -56,11 +68,8 @@ def continue_request_headers(
     canonical ``:path``), optionally changing what comes next."""
     if mode is not None and not remove and not set_headers:
         return _plain_request_headers(mode.SerializeToString(deterministic=True))
-    response = ProcessingResponse(
-        request_headers=HeadersResponse(
-            response=CommonResponse(header_mutation=header_mutation(set_headers, remove))
-        )
-    )
+    response = ProcessingResponse()
+    fill_mutation(response.request_headers.response.header_mutation, set_headers, remove)
     if mode is not None:
         response.mode_override.CopyFrom(mode)
     return response
@@ -87,17 +96,14 @@ def route_request_body(
     body comes with its own ``content-length`` in the same mutation (Envoy rejects a
     body whose length disagrees with the header).
     """
-    headers = list(set_headers)
-    body_mutation = None
+    response = ProcessingResponse()
+    common = response.request_body.response
+    fill_mutation(common.header_mutation, set_headers, remove)
     if new_body is not None:
-        headers.append(("content-length", str(len(new_body))))
-        body_mutation = BodyMutation(body=new_body)
-    common = CommonResponse(
-        header_mutation=header_mutation(headers, remove),
-        body_mutation=body_mutation,
-        clear_route_cache=True,
-    )
-    return ProcessingResponse(request_body=BodyResponse(response=common))
+        fill_mutation(common.header_mutation, (("content-length", str(len(new_body))),), ())
+        common.body_mutation.body = new_body
+    common.clear_route_cache = True
+    return response
 
 
 # Answers that carry nothing request-specific are built once and shared by every stream
@@ -118,11 +124,8 @@ def continue_response_headers(
 ) -> ProcessingResponse:
     if not set_headers and mode is None:
         return _CONTINUE_RESPONSE_HEADERS
-    response = ProcessingResponse(
-        response_headers=HeadersResponse(
-            response=CommonResponse(header_mutation=header_mutation(set_headers))
-        )
-    )
+    response = ProcessingResponse()
+    fill_mutation(response.response_headers.response.header_mutation, set_headers, ())
     if mode is not None:
         response.mode_override.CopyFrom(mode)
     return response

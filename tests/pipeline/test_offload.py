@@ -63,6 +63,43 @@ async def test_a_job_past_its_budget_times_out_but_keeps_its_slot_until_it_ends(
         pool.close()
 
 
+async def test_a_job_whose_caller_gave_up_while_it_was_queued_is_never_run() -> None:
+    pool = ThreadOffload(threads=1, timeout_s=0.05, max_pending=4)
+    gate = threading.Event()
+    ran: list[int] = []
+    try:
+        with pytest.raises(OffloadTimeout):
+            await pool.run(gate.wait)  # holds the only thread past its budget
+        with pytest.raises(OffloadTimeout):
+            await pool.run(lambda: ran.append(1))  # queued behind it, given up
+        gate.set()
+        assert await pool.run(lambda: 5) == 5
+        assert ran == []
+        assert pool.pending == 0
+    finally:
+        gate.set()
+        pool.close()
+
+
+async def test_closing_drops_queued_jobs_lets_running_ones_finish_and_refuses_new_ones() -> None:
+    pool = ThreadOffload(threads=1, timeout_s=5, max_pending=4)
+    gate = threading.Event()
+    try:
+        running = asyncio.ensure_future(pool.run(gate.wait))
+        queued = asyncio.ensure_future(pool.run(lambda: 1))
+        await asyncio.sleep(0.05)  # the first job is on the thread, the second queued
+        pool.close()
+        with pytest.raises(RuntimeError):
+            await pool.run(lambda: 2)
+        gate.set()
+        assert await running is True
+        with pytest.raises(asyncio.CancelledError):
+            await queued
+        assert pool.pending == 0
+    finally:
+        gate.set()
+
+
 def held_snapshot() -> tuple[Snapshot, threading.Event]:
     """The shipped snapshot whose embedder waits (off the loop) until the event is set:
     a classification that is as slow as a test needs it to be."""
