@@ -271,6 +271,8 @@ class QualityRule:
     def verdict(self, need: float, profile: str | None) -> QualityVerdict:
         name, bars, source = self.bars_for(profile)
         tier, reason = bars.tier(need)
+        if source == "traffic":
+            reason = f"{reason} (bars from recent traffic)"
         return QualityVerdict(
             need=need,
             bars=MappingProxyType({"premium": bars.premium, "eco": bars.eco}),

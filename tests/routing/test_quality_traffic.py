@@ -77,6 +77,8 @@ def test_bars_follow_the_traffic_once_warm(models_dir: Path) -> None:
     assert {c.quality.calibration for c in early if c.quality} == {"reference"}
     late = results[160:]
     assert {c.quality.calibration for c in late if c.quality} == {"traffic"}
+    assert all(c.quality.reason.endswith("(bars from recent traffic)") for c in late if c.quality)
+    assert early[0].quality is not None and "traffic" not in early[0].quality.reason
     share = sum(c.tier == "premium" for c in late) / len(late)
     assert 0.2 <= share <= 0.4, share
     q = late[-1].quality
