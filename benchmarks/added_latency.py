@@ -6,7 +6,10 @@ on schedule, latency counted from the due time). Phases, each warmed up first:
 
 - Envoy direct (no ext_proc) at every rate used below: the baseline;
 - Envoy + the floor (``floor_server.py``: a bare grpc.aio ext_proc that only sets the
-  route header), explicit model;
+  route header), explicit model; the same floor also asked for the response headers
+  (``--response-headers``: three messages per request, as RouteIQ's shipped config
+  needs for backend health and the decision headers), for reference only: the ratios
+  and targets are against the two-message floor;
 - Envoy + ``routeiq serve`` on ``--config`` (default ``config/routeiq.yaml``, default
   settings: decision log to stdout, metrics on): an explicit model; ``auto`` with a
   short coding prompt, a new text per request; ``auto`` with one identical short prompt
@@ -210,13 +213,18 @@ def measure_all(
                 direct[rate], _ = phase(port, explicit, rate, pid=None)
                 rows[f"direct{rate}"] = Row("envoy direct", rate, direct[rate], None)
 
-        floor_port = free_port()
         floor_cmd = [sys.executable, str(Path(__file__).parent / "floor_server.py")]
-        floor = ManagedProcess([*floor_cmd, "--port", str(floor_port)], work / "floor.log")
-        with process(floor), proxy(work, up_port, floor_port) as port:
-            wait_for_port(floor_port, 30, floor.proc)
-            load, cpu = phase(port, explicit, args.rate, pid=floor.pid)
-            rows["floor"] = Row("+ floor ext_proc, explicit", args.rate, load, cpu)
+        for key, name, extra in (
+            ("floor", "+ floor ext_proc, explicit", []),
+            ("floor3", "+ floor, + response headers", ["--response-headers"]),
+        ):
+            floor_port = free_port()
+            floor_args = [*floor_cmd, "--port", str(floor_port), *extra]
+            floor = ManagedProcess(floor_args, work / f"{key}.log")
+            with process(floor), proxy(work, up_port, floor_port) as port:
+                wait_for_port(floor_port, 30, floor.proc)
+                load, cpu = phase(port, explicit, args.rate, pid=floor.pid)
+                rows[key] = Row(name, args.rate, load, cpu)
 
         config = args.config
         if args.routing_threads is not None:

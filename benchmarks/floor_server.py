@@ -6,8 +6,10 @@ nothing is parsed, decided, logged or counted. Whatever RouteIQ costs above this
 server is RouteIQ's own work; what this server costs is grpc.aio's per-stream price.
 The stream is read and written the way ``extproc/server/servicer.py`` does
 (``context.read()``/``context.write()``), so the two differ only in what they compute.
+With ``--response-headers`` it also asks for the response headers and passes them on
+unchanged: the same three messages per request as RouteIQ's shipped config.
 
-    .venv/bin/python benchmarks/floor_server.py --port 50061 [--cluster demo_eco]
+    .venv/bin/python benchmarks/floor_server.py --port 50061 [--cluster X] [--response-headers]
 """
 
 from __future__ import annotations
@@ -33,14 +35,16 @@ from envoy.service.ext_proc.v3.external_processor_pb2 import (
 ROUTE_HEADER = "x-routeiq-cluster"
 
 
-def _responses(cluster: str) -> tuple[ProcessingResponse, ProcessingResponse, ProcessingResponse]:
+def _responses(
+    cluster: str, response_headers: bool
+) -> tuple[ProcessingResponse, ProcessingResponse, ProcessingResponse]:
     """The three answers this server ever gives, built once."""
     headers = ProcessingResponse(request_headers=HeadersResponse(response=CommonResponse()))
     headers.mode_override.CopyFrom(
         ProcessingMode(
             request_header_mode=ProcessingMode.SEND,
             request_body_mode=ProcessingMode.BUFFERED,
-            response_header_mode=ProcessingMode.SKIP,
+            response_header_mode=ProcessingMode.SEND if response_headers else ProcessingMode.SKIP,
             response_body_mode=ProcessingMode.NONE,
             request_trailer_mode=ProcessingMode.SKIP,
             response_trailer_mode=ProcessingMode.SKIP,
@@ -62,8 +66,8 @@ def _responses(cluster: str) -> tuple[ProcessingResponse, ProcessingResponse, Pr
 
 
 class FloorProcessor(pb_grpc.ExternalProcessorServicer):  # type: ignore[misc]
-    def __init__(self, cluster: str) -> None:
-        self._headers, self._body, self._other = _responses(cluster)
+    def __init__(self, cluster: str, response_headers: bool = False) -> None:
+        self._headers, self._body, self._other = _responses(cluster, response_headers)
 
     async def Process(
         self,
@@ -84,9 +88,10 @@ class FloorProcessor(pb_grpc.ExternalProcessorServicer):  # type: ignore[misc]
                 await write(self._other)
 
 
-async def serve(host: str, port: int, cluster: str) -> None:
+async def serve(host: str, port: int, cluster: str, response_headers: bool) -> None:
     server = grpc.aio.server()
-    pb_grpc.add_ExternalProcessorServicer_to_server(FloorProcessor(cluster), server)
+    floor = FloorProcessor(cluster, response_headers)
+    pb_grpc.add_ExternalProcessorServicer_to_server(floor, server)
     server.add_insecure_port(f"{host}:{port}")
     await server.start()
     stop = asyncio.Event()
@@ -102,8 +107,14 @@ def main() -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--cluster", default="demo_eco", help="value of the route header")
+    parser.add_argument(
+        "--response-headers",
+        action="store_true",
+        help="also ask for the response headers (a third message per request, as RouteIQ "
+        "does for backend health and the decision headers) and pass them unchanged",
+    )
     args = parser.parse_args()
-    asyncio.run(serve(args.host, args.port, args.cluster))
+    asyncio.run(serve(args.host, args.port, args.cluster, args.response_headers))
     return 0
 
 

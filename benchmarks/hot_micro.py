@@ -9,6 +9,7 @@ other work on the machine) and B/A printed. What is timed, per operation:
   (route header and two decision headers, client headers removed);
 - ``auto body reply``: the same for ``auto`` (seven headers and a rewritten body);
 - ``auto response headers``: the response-headers answer with seven decision headers;
+- ``policy answer to result``: a Rego decision document turned into a ``PolicyResult``;
 - ``offload hop``: one trivial job through the analysis pool and back, CPU of the
   event-loop thread and of the whole process (both threads).
 
@@ -50,7 +51,11 @@ def _per_op_us(fn: Callable[[], object], number: int = 20000) -> float:
 
 
 def _builders() -> dict[str, float]:
+    from extproc.policy.judge import Judge
     from extproc.server import mutations as m
+
+    judge = Judge("embedded", deny_status=403, dry_run=False, fail_open=False)
+    decision = {"allowed": True, "rule_ids": [], "headers": {}}
 
     explicit = AUTO_HEADERS[:3]
     mode = m.processing_mode(request_body=m.NONE, response_headers=m.SEND)
@@ -60,6 +65,7 @@ def _builders() -> dict[str, float]:
         "auto response headers": _per_op_us(
             lambda: m.continue_response_headers(AUTO_HEADERS[1:], mode)
         ),
+        "policy answer to result": _per_op_us(lambda: judge.answered(decision, 0.0)),
     }
 
 

@@ -236,7 +236,7 @@ def _status(doc: Mapping[str, Any], default: int) -> int:
 
 
 def parse_decision(
-    value: Any, *, engine: str, deny_status: int, dry_run: bool = False
+    value: Any, *, engine: str, deny_status: int, dry_run: bool = False, latency_s: float = 0.0
 ) -> PolicyResult:
     """Validate a decision document into a ``PolicyResult``.
 
@@ -244,11 +244,11 @@ def parse_decision(
     (the spec's switch) a deny is turned into an allow that carries the would-be
     denial; a policy can also report its own dry run with a ``dry_run`` object.
     Raises ``DecisionError`` on a malformed document (the caller treats it as an
-    engine failure).
+    engine failure). ``latency_s`` is carried into the result as is.
     """
     if isinstance(value, bool):
         if value:
-            return PolicyResult(allowed=True, engine=engine, decision=value)
+            return PolicyResult(allowed=True, engine=engine, decision=value, latency_s=latency_s)
         doc: Mapping[str, Any] = {"allowed": False}
     elif isinstance(value, Mapping):
         doc = value
@@ -301,4 +301,5 @@ def parse_decision(
         dry_run=dry,
         engine=engine,
         decision=value,
+        latency_s=latency_s,
     )
