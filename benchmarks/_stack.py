@@ -142,7 +142,17 @@ def process_cpu_s(pid: int) -> float:
     Read from ``/proc/<pid>/stat`` (fields 14 and 15, in clock ticks: 10 ms
     resolution, so measure over thousands of requests).
     """
-    text = Path(f"/proc/{pid}/stat").read_text()
+    return _stat_cpu_s(Path(f"/proc/{pid}/stat"))
+
+
+def main_thread_cpu_s(pid: int) -> float:
+    """Like :func:`process_cpu_s` for the process's main thread only: in an asyncio
+    server, the event loop (what every stream waits on)."""
+    return _stat_cpu_s(Path(f"/proc/{pid}/task/{pid}/stat"))
+
+
+def _stat_cpu_s(path: Path) -> float:
+    text = path.read_text()
     fields = text[text.rindex(")") + 2 :].split()  # the command name may hold spaces
     return (int(fields[11]) + int(fields[12])) / _CLK_TCK
 

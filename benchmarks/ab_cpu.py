@@ -27,6 +27,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -159,6 +160,8 @@ def main() -> int:
     parser.add_argument("--config", type=Path, default=REPO / "config" / "routeiq.yaml")
     args = parser.parse_args()
     args.config = args.config.resolve()
+    # A plain SIGTERM would skip the ``finally`` blocks and leave the servers running.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     with tempfile.TemporaryDirectory(prefix="routeiq-ab-") as tmp:
         work = Path(tmp)
         os.chdir(work)  # ``python -m`` puts the cwd first on sys.path: keep the tree off it

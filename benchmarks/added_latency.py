@@ -18,7 +18,10 @@ on schedule, latency counted from the due time). Phases, each warmed up first:
 
 Printed per phase: p50/p90/p99 and the same percentiles minus direct's at the same
 rate ("added"), the ext_proc process's CPU per request (``/proc/<pid>/stat`` utime +
-stime over the measured window, divided by requests sent) and ratios to the floor.
+stime over the measured window, divided by requests sent), ratios to the floor, and
+"loop ms": the part of that CPU spent on the process's main thread (the asyncio event
+loop every stream waits on; the rest is gRPC's I/O threads, the analysis thread that
+embeds prompts, and the decision-log writer).
 Nothing is asserted; the targets of the hot-path work are printed as met / not met.
 
     .venv/bin/python benchmarks/added_latency.py [--seconds 12] [--warmup 3]
@@ -44,7 +47,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _stack import REPO, process_cpu_s, start_proxy, start_upstream
+from _stack import REPO, main_thread_cpu_s, process_cpu_s, start_proxy, start_upstream
 from open_loop import LoadResult, http_request, run_open_loop
 from routing_latency import SHORT, long_prompt
 
@@ -87,16 +90,21 @@ class Row:
     rate: int
     load: LoadResult
     cpu_ms: float | None  # ext_proc CPU per request sent
+    loop_ms: float | None = None  # of which its main thread (the event loop)
 
 
 def measure(
     port: int, bodies: Bodies, rate: int, *, seconds: float, warmup: float, pid: int | None
-) -> tuple[LoadResult, float | None]:
+) -> tuple[LoadResult, tuple[float, float] | None]:
+    """The phase's load result and, for a ``pid``, its CPU ms per request: the whole
+    process's and its main thread's."""
     asyncio.run(run_open_loop("127.0.0.1", port, bodies(int(rate * warmup), "w"), rate))
-    before = process_cpu_s(pid) if pid is not None else 0.0
+    before = (process_cpu_s(pid), main_thread_cpu_s(pid)) if pid is not None else (0.0, 0.0)
     load = asyncio.run(run_open_loop("127.0.0.1", port, bodies(int(rate * seconds), "m"), rate))
-    cpu = (process_cpu_s(pid) - before) * 1000 / load.sent if pid is not None else None
-    return load, cpu
+    if pid is None:
+        return load, None
+    total = (process_cpu_s(pid) - before[0]) * 1000 / load.sent
+    return load, (total, (main_thread_cpu_s(pid) - before[1]) * 1000 / load.sent)
 
 
 def _fmt(value: float | None, width: int, digits: int = 2) -> str:
@@ -110,7 +118,7 @@ def report(rows: list[Row], direct: dict[int, LoadResult], floor: Row) -> list[s
     out = [
         f"{'path':<34}{'rate/s':>7}{'ok':>6}{'fail':>5}"
         f"{'p50':>8}{'p90':>8}{'p99':>8}{'+p50':>8}{'+p90':>8}{'+p99':>8}"
-        f"{'CPU ms':>8}{'+p50/floor':>11}{'CPU/floor':>10}"
+        f"{'CPU ms':>8}{'+p50/floor':>11}{'CPU/floor':>10}{'loop ms':>9}"
     ]
     for row in rows:
         base = direct[row.rate]
@@ -124,6 +132,7 @@ def report(rows: list[Row], direct: dict[int, LoadResult], floor: Row) -> list[s
             + _fmt(row.cpu_ms, 8, 3)
             + _fmt(None if is_base else added[0] / floor_added, 11)
             + _fmt(cpu_ratio, 10)
+            + _fmt(row.loop_ms, 9, 3)
         )
     lag = [r.load.lag_ms for r in rows]
     out.append(
@@ -224,7 +233,7 @@ def measure_all(
             with process(floor), proxy(work, up_port, floor_port) as port:
                 wait_for_port(floor_port, 30, floor.proc)
                 load, cpu = phase(port, explicit, args.rate, pid=floor.pid)
-                rows[key] = Row(name, args.rate, load, cpu)
+                rows[key] = Row(name, args.rate, load, *(cpu or (None, None)))
 
         config = args.config
         if args.routing_threads is not None:
@@ -239,7 +248,7 @@ def measure_all(
                 ("long", "+ routeiq, auto ~450 tokens", auto_long_factory(), args.long_rate),
             ):
                 load, cpu = phase(port, bodies, rate, pid=routeiq.pid)
-                rows[key] = Row(name, rate, load, cpu)
+                rows[key] = Row(name, rate, load, *(cpu or (None, None)))
     return rows, direct
 
 
