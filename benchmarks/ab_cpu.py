@@ -11,9 +11,11 @@ fixed-answer upstream, on the same ``--config``.
 Per phase (the request mixes of ``added_latency.py``), both servers are warmed up,
 then measured in rounds of ``--requests`` each at a fixed open-loop rate, in the order
 A B B A, A B B A, ... so that a drift of the machine's load hits both sides alike.
-Printed: CPU ms per request of each side (``/proc/<pid>/stat``, all threads; ext_proc
-messages per stream from Envoy's counters), and B/A, the ratio of the two totals,
-with the smallest and largest per-round ratio. Nothing is asserted.
+Printed: CPU ms per request of each side (``/proc/<pid>/stat``, all threads), B/A (the
+ratio of the two totals) with the smallest and largest per-round ratio, each side's
+p50 latency through its Envoy (not "added": there is no direct baseline here), and
+ext_proc messages per stream from Envoy's counters. ``--config-b`` gives server B
+its own config (the same code under another setting). Nothing is asserted.
 
     .venv/bin/python benchmarks/ab_cpu.py --phases explicit,short --rounds 4
     .venv/bin/python benchmarks/ab_cpu.py --only extproc/server/processor.py
@@ -35,6 +37,8 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -58,6 +62,7 @@ class Side:
     admin: int
     cpu_s: list[float] = field(default_factory=list)
     sent: list[int] = field(default_factory=list)
+    latencies: list[np.ndarray] = field(default_factory=list)
 
     def stats(self) -> dict[str, int]:
         url = f"http://127.0.0.1:{self.admin}/stats?format=json&filter=ext_proc"
@@ -93,6 +98,7 @@ def one_round(side: Side, bodies: Bodies, rate: int, n: int, salt: str) -> None:
     load = asyncio.run(run_open_loop("127.0.0.1", side.port, bodies(n, salt), rate))
     side.cpu_s.append(process_cpu_s(side.server.pid) - before)
     side.sent.append(load.sent)
+    side.latencies.append(load.latencies_ms)
     if load.failed:
         print(f"  {side.name}: {load.failed} failed, first: {load.first_error}")
 
@@ -101,11 +107,10 @@ def run_phase(a: Side, b: Side, phase: str, args: argparse.Namespace) -> str:
     bodies = auto_long_factory() if phase == "long" else BODIES[phase]
     rate = RATES[phase]
     for side in (a, b):
-        side.cpu_s.clear()
-        side.sent.clear()
         one_round(side, bodies, rate, rate * 2, f"w{side.name}")  # warm-up, not counted
         side.cpu_s.clear()
         side.sent.clear()
+        side.latencies.clear()
     msgs = {s.name: s.stats() for s in (a, b)}
     for i in range(args.rounds):
         for side in (a, b) if i % 2 == 0 else (b, a):
@@ -113,9 +118,11 @@ def run_phase(a: Side, b: Side, phase: str, args: argparse.Namespace) -> str:
     per = {s.name: sum(s.cpu_s) * 1000 / sum(s.sent) for s in (a, b)}
     ratios = [bc / ac for ac, bc in zip(a.cpu_s, b.cpu_s, strict=True) if ac > 0]
     counts = [_per_stream(msgs[s.name], s.stats()) for s in (a, b)]
+    p50 = [float(np.percentile(np.concatenate(s.latencies), 50)) for s in (a, b)]
     return (
         f"{phase:<9}{rate:>6}{per['A']:>9.3f}{per['B']:>9.3f}{per['B'] / per['A']:>7.3f}"
-        f"{min(ratios, default=0):>7.3f}{max(ratios, default=0):>7.3f}   {counts[0]} / {counts[1]}"
+        f"{min(ratios, default=0):>7.3f}{max(ratios, default=0):>7.3f}"
+        f"{p50[0]:>8.2f}{p50[1]:>8.2f}   {counts[0]} / {counts[1]}"
     )
 
 
@@ -136,7 +143,7 @@ def sides(args: argparse.Namespace, upstream: int, work: Path) -> Iterator[tuple
     try:
         a = start_side("A", code_a, _env(args.env_a), args.config, upstream, work)
         started += [a.server, a.envoy]
-        b = start_side("B", code_b, _env(args.env_b), args.config, upstream, work)
+        b = start_side("B", code_b, _env(args.env_b), args.config_b or args.config, upstream, work)
         started += [b.server, b.envoy]
         yield a, b
     finally:
@@ -158,8 +165,10 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=4, help="rounds per side and phase")
     parser.add_argument("--requests", type=int, default=600, help="requests per round")
     parser.add_argument("--config", type=Path, default=REPO / "config" / "routeiq.yaml")
+    parser.add_argument("--config-b", type=Path, help="server B's config (default: --config)")
     args = parser.parse_args()
     args.config = args.config.resolve()
+    args.config_b = args.config_b.resolve() if args.config_b else None
     # A plain SIGTERM would skip the ``finally`` blocks and leave the servers running.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     with tempfile.TemporaryDirectory(prefix="routeiq-ab-") as tmp:
@@ -172,6 +181,7 @@ def main() -> int:
                 print(f"load average at start {os.getloadavg()[0]:.2f}")
                 print(
                     f"{'phase':<9}{'rate':>6}{'A ms':>9}{'B ms':>9}{'B/A':>7}{'min':>7}{'max':>7}"
+                    f"{'A p50':>8}{'B p50':>8}"
                     "   ext_proc msgs per stream A / B"
                 )
                 for phase in args.phases.split(","):
