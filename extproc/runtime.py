@@ -15,7 +15,7 @@ import logging
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from extproc.api.openai import ParsedRequest
 from extproc.api.usage import Usage
@@ -214,7 +214,14 @@ class Runtime:
         The new snapshot's objects are moved out of the collector's reach, as at start-up
         (``gc.freeze``): a full collection would otherwise walk them on the serving loop.
         The old snapshot is still freed by reference counting once its last stream ends.
+        The router keeps the old one's traffic window when its needs still apply
+        (``Router.continuing``): a reload of an unrelated part does not reset the bars.
         """
+        router = snapshot.router
+        if router is not None:
+            kept = router.continuing(self.snapshot.router)
+            if kept is not router:
+                snapshot = replace(snapshot, router=kept)
         self.snapshot = snapshot
         gc.freeze()
 

@@ -8,8 +8,8 @@ text is observed once, so a client resending one prompt cannot move the bars) in
 order, and answers a quantile in constant time, so the bars of every profile can be read
 from it per request. Until ``warmup`` needs are in, the caller keeps the reference bars.
 
-The window is per process (each ``--workers`` worker sees its own share of the traffic)
-and per snapshot (a reload starts a new one from the reference bars). It is the one
+The window is per process (each ``--workers`` worker sees its own share of the traffic);
+a reload hands it to the new snapshot while its needs still apply (``Router.continuing``). It is the one
 piece of mutable routing state: the lock makes ``observe`` safe from the analysis pool's
 threads; reads copy nothing.
 """

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Protocol
@@ -287,6 +287,21 @@ class QualityRule:
         """Count one new prompt's need towards the traffic bars (no-op for reference)."""
         if self.window is not None:
             self.window.observe(need)
+
+    def continuing(self, previous: QualityRule | None) -> QualityRule:
+        """This rule serving on with ``previous``'s traffic window (a reload), when both
+        calibrate on traffic with the same window and the same need model (weights'
+        sha256): the needs it holds still mean the same. Otherwise this rule as is."""
+        if (
+            previous is None
+            or self.window is None
+            or previous.window is None
+            or (self.window.size, self.window.warmup)
+            != (previous.window.size, previous.window.warmup)
+            or self.need.manifest.data.get("files") != previous.need.manifest.data.get("files")
+        ):
+            return self
+        return replace(self, window=previous.window)
 
     def with_spec(self, spec: CostQuality) -> QualityRule:
         """The same model and reference, recalibrated for ``spec``'s knobs (and a new

@@ -331,6 +331,20 @@ class Router:
         rank, fired = self._tier(c.category, c.signals, verdict)
         return replace(c, tier=TIER_ORDER[rank], rules=tuple(fired), quality=verdict)
 
+    def continuing(self, previous: Router | None) -> Router:
+        """This router with ``previous``'s traffic window when its needs still apply
+        (same embedder and embedded text, same need model: :meth:`QualityRule.continuing`),
+        so that a reload does not send the bars back to the reference ones."""
+        if (
+            previous is None
+            or self.quality is None
+            or (self.spec.models_dir, self.spec.embedder, self.spec.embedding)
+            != (previous.spec.models_dir, previous.spec.embedder, previous.spec.embedding)
+        ):
+            return self
+        kept = self.quality.continuing(previous.quality)
+        return self if kept is self.quality else replace(self, quality=kept)
+
     def calibrated_on(self, needs: npt.NDArray[np.float64]) -> Router:
         """A copy whose share bars are fixed on ``needs`` (a batch taken as the traffic
         a ``calibration: traffic`` router would have seen); the same router without a

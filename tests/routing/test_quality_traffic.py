@@ -169,3 +169,45 @@ def test_reasoning_markers_lift_only_under_the_category_rule() -> None:
         }
     )
     assert [r.signal for r in explicit.signal_rules] == ["reasoning_markers"]
+
+
+def test_a_reload_keeps_the_window_while_its_needs_still_apply(
+    models_dir: Path, tmp_path: Path
+) -> None:
+    """``Runtime.swap`` (every reload) hands the traffic window on when the new router
+    has the same need model, embedded text and window; anything else starts afresh."""
+    from extproc.config.settings import Settings
+    from extproc.config.snapshot import build_snapshot
+    from extproc.runtime import Runtime
+
+    first = build_router(spec_of(models_dir, premiumShare=0.3), models_dir)
+    assert first.quality is not None and first.quality.window is not None
+    for text in long_prompts(5, 12):
+        first.classify(chat(text))
+    same = build_router(spec_of(models_dir, premiumShare=0.5), models_dir).continuing(first)
+    assert same.quality is not None and same.quality.window is first.quality.window
+    resized = build_router(
+        spec_of(models_dir, premiumShare=0.3, calibration={"window": 500}), models_dir
+    ).continuing(first)
+    assert resized.quality is not None and resized.quality.window is not first.quality.window
+    other_text = RoutingSpec.model_validate(
+        {**spec_of(models_dir).model_dump(by_alias=True), "embedding": {"maxTokens": 64}}
+    )
+    moved = build_router(other_text, models_dir).continuing(first)
+    assert moved.quality is not None and moved.quality.window is not first.quality.window
+
+    config = tmp_path / "routeiq.yaml"
+    config.write_text(
+        "apiVersion: routeiq.dev/v1alpha1\nkind: RoutingConfig\nspec:\n"
+        "  backends:\n    - {name: a, cluster: a, tier: standard, models: [m]}\n"
+        f"  routing:\n    modelsDir: {models_dir}\n    scorer: null\n    costQuality: {{}}\n"
+    )
+    runtime = Runtime(settings=Settings(), snapshot=build_snapshot(config))
+    router = runtime.snapshot.router
+    assert router is not None and router.quality is not None
+    assert router.quality.window is not None
+    router.classify(chat("one prompt before the reload"))
+    runtime.swap(build_snapshot(config))
+    reloaded = runtime.snapshot.router
+    assert reloaded is not None and reloaded is not router and reloaded.quality is not None
+    assert reloaded.quality.window is router.quality.window and len(reloaded.quality.window) == 1
