@@ -1,7 +1,8 @@
 """Micro A/B of hot-path pieces: a committed tree against the working tree, one run.
 
 Each side runs in its own interpreter with ``PYTHONPATH`` on its code (A: ``--base``,
-default ``HEAD``, exported with ``git archive``; B: the working tree), alternately,
+default ``HEAD``, exported with ``git archive``; B: the working tree, or with ``--only
+FILE...`` the base with only those files from the working tree), alternately,
 ``--repeats`` times; the smallest time of each side is kept (the least disturbed by
 other work on the machine) and B/A printed. What is timed, per operation:
 
@@ -11,7 +12,13 @@ other work on the machine) and B/A printed. What is timed, per operation:
 - ``auto response headers``: the response-headers answer with seven decision headers;
 - ``policy answer to result``: a Rego decision document turned into a ``PolicyResult``;
 - ``offload hop``: one trivial job through the analysis pool and back, CPU of the
-  event-loop thread and of the whole process (both threads).
+  event-loop thread and of the whole process (both threads);
+- ``request in process``: a whole request through ``Processor.handle`` (request
+  headers, body, response headers; protobuf parse and serialise included) on the
+  shipped config with a ``Runtime`` as ``routeiq serve`` builds it (decision log off):
+  an explicit model, and ``auto`` on one repeated prompt (the embedding cached).
+  Event-loop thread CPU per request; the server pays a multiple of it (its code runs
+  with caches cold between gRPC and Envoy), but the ratio is what to compare.
 
     .venv/bin/python benchmarks/hot_micro.py [--base HEAD] [--repeats 5]
 """
@@ -22,6 +29,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -87,12 +95,67 @@ async def _hop(jobs: int) -> tuple[float, float]:
         pool.close()
 
 
+def _request_messages(model: str, text: str) -> list[bytes]:
+    from envoy.config.core.v3.base_pb2 import HeaderMap, HeaderValue
+    from envoy.service.ext_proc.v3.external_processor_pb2 import (
+        HttpBody,
+        HttpHeaders,
+        ProcessingRequest,
+    )
+
+    def headers(pairs: list[tuple[str, str]]) -> HttpHeaders:
+        values = [HeaderValue(key=k, raw_value=v.encode()) for k, v in pairs]
+        return HttpHeaders(headers=HeaderMap(headers=values))
+
+    body = json.dumps({"model": model, "messages": [{"role": "user", "content": text}]})
+    request = [(":method", "POST"), (":path", "/v1/chat/completions"), (":authority", "h")]
+    request += [("content-type", "application/json"), ("content-length", str(len(body)))]
+    response = [(":status", "200"), ("content-type", "application/json")]
+    return [
+        ProcessingRequest(request_headers=headers(request)).SerializeToString(),
+        ProcessingRequest(
+            request_body=HttpBody(body=body.encode(), end_of_stream=True)
+        ).SerializeToString(),
+        ProcessingRequest(response_headers=headers(response)).SerializeToString(),
+    ]
+
+
+async def _requests(requests: int) -> dict[str, float]:
+    from envoy.service.ext_proc.v3.external_processor_pb2 import ProcessingRequest
+
+    from extproc.config.settings import Settings
+    from extproc.runtime import Runtime
+    from extproc.server.processor import Processor
+
+    config = REPO / "config" / "routeiq.yaml"
+    runtime = Runtime.create(Settings(config_path=config, decision_log="off"))
+    out: dict[str, float] = {}
+    try:
+        for name, model, text in (
+            ("explicit request in process", "gpt-4o-mini", "Say hello."),
+            ("auto repeated in process", "auto", "Write a palindrome check in Python."),
+        ):
+            messages = _request_messages(model, text)
+            for phase in ("warm", "measure"):
+                started = time.thread_time()
+                for _ in range(300 if phase == "warm" else requests):
+                    processor = Processor(runtime)
+                    for message in messages:
+                        answer = await processor.handle(ProcessingRequest.FromString(message))
+                        answer.SerializeToString()
+            out[name] = (time.thread_time() - started) / requests * 1e6
+    finally:
+        await runtime.close()
+    return out
+
+
 def side() -> None:
     """One side's figures as JSON on stdout (run with PYTHONPATH on its code)."""
     out = _builders()
     loop_us, process_us = asyncio.run(_hop(5000))
     out["offload hop, loop thread"] = loop_us
     out["offload hop, process"] = process_us
+    out.update(asyncio.run(_requests(3000)))
     print(json.dumps(out))
 
 
@@ -110,27 +173,39 @@ def _run_side(code: Path) -> dict[str, float]:
     return result
 
 
+def _export(ref: str, dest: Path, only: list[str]) -> Path:
+    """``ref``'s ``extproc`` package in ``dest``, with ``only`` copied from the working tree."""
+    dest.mkdir(parents=True)
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", ref, "extproc"], check=True, capture_output=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    for name in only:
+        shutil.copyfile(REPO / name, dest / name)
+    return dest
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--base", default="HEAD", help="git ref of side A")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--only", nargs="*", default=[], help="B is --base with only these files from the tree"
+    )
     parser.add_argument("--side", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.side:
         side()
         return 0
     with tempfile.TemporaryDirectory(prefix="routeiq-micro-") as tmp:
-        archive = subprocess.run(
-            ["git", "-C", str(REPO), "archive", args.base, "extproc"],
-            check=True,
-            capture_output=True,
-        ).stdout
-        subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
+        code_a = _export(args.base, Path(tmp) / "a", [])
+        code_b = _export(args.base, Path(tmp) / "b", args.only) if args.only else REPO
         runs: dict[str, list[dict[str, float]]] = {"A": [], "B": []}
         for _ in range(args.repeats):
-            runs["A"].append(_run_side(Path(tmp)))
-            runs["B"].append(_run_side(REPO))
-    print(f"A: {args.base}; B: working tree; best of {args.repeats}; microseconds per operation")
+            runs["A"].append(_run_side(code_a))
+            runs["B"].append(_run_side(code_b))
+    what = f"{args.base} + {' '.join(args.only)}" if args.only else "working tree"
+    print(f"A: {args.base}; B: {what}; best of {args.repeats}; microseconds per operation")
     print(f"{'operation':<28}{'A us':>9}{'B us':>9}{'B/A':>7}")
     for name in runs["A"][0]:
         a = min(r[name] for r in runs["A"])
