@@ -15,6 +15,13 @@ send beyond the size of the text. Two rules keep every scan linear in its input:
   back), so a failed attempt costs at most its bound. The old e-mail pattern, which
   retried the whole local part from every character of a long run, took quadratic
   time (``'a' * 65536 + '@'``: seconds).
+- **What the model reads, not how it is spelled.** Non-ASCII text is brought to NFKC
+  (full-width ``４１１１`` and ``＠`` become ``4111`` and ``@``) and stripped of
+  invisible format characters (zero-width spaces and joiners, soft hyphens, bidi
+  controls: Unicode category Cf), which a model reads through but which would split a
+  match. ASCII text, most prompts, skips both (``str.isascii`` is one C pass). The text
+  scanned includes what a model is shown besides the messages' content: assistant tool
+  call arguments, tool descriptions and predicted output.
 - **A cap on scanned text.** At most ``max_chars`` characters of prompt text are
   scanned per request (``spec.policy.detectorMaxChars``); past it the scan stops and
   adds the finding ``truncated: 1``. A policy that must fail closed lists
@@ -24,6 +31,7 @@ send beyond the size of the text. Two rules keep every scan linear in its input:
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -124,6 +132,33 @@ _MARKERS: Mapping[str, Callable[[str], bool]] = {
 }
 
 
+# The format characters (Unicode category Cf: soft hyphen, zero-width space/joiners,
+# bidi controls, word joiner, BOM, tags...) as inclusive code point ranges, so that
+# importing does not walk all of Unicode; tests/policy/test_detectors.py checks them
+# against this Python's ``unicodedata``.
+FORMAT_RANGES: tuple[tuple[int, int], ...] = (
+    (0xAD, 0xAD), (0x600, 0x605), (0x61C, 0x61C), (0x6DD, 0x6DD), (0x70F, 0x70F),
+    (0x890, 0x891), (0x8E2, 0x8E2), (0x180E, 0x180E), (0x200B, 0x200F), (0x202A, 0x202E),
+    (0x2060, 0x2064), (0x2066, 0x206F), (0xFEFF, 0xFEFF), (0xFFF9, 0xFFFB),
+    (0x110BD, 0x110BD), (0x110CD, 0x110CD), (0x13430, 0x13438), (0x1BCA0, 0x1BCA3),
+    (0x1D173, 0x1D17A), (0xE0001, 0xE0001), (0xE0020, 0xE007F),
+)  # fmt: skip
+_INVISIBLE = re.compile("[" + "".join(f"{chr(a)}-{chr(b)}" for a, b in FORMAT_RANGES) + "]")
+
+
+def visible(text: str) -> str:
+    """``text`` as a model reads it: NFKC, without format characters (ASCII: as is).
+
+    Each step runs only when needed (``is_normalized`` and a character-class search are
+    quick C scans), so already-normal text without format characters is not copied.
+    """
+    if text.isascii():
+        return text
+    if not unicodedata.is_normalized("NFKC", text):
+        text = unicodedata.normalize("NFKC", text)
+    return _INVISIBLE.sub("", text) if _INVISIBLE.search(text) else text
+
+
 def bounded_join(texts: Iterable[str], limit: int) -> tuple[str, bool]:
     """The texts joined by newlines, cut at ``limit`` characters; whether anything was cut.
 
@@ -166,11 +201,18 @@ class Detectors:
     def scan(self, text: str) -> dict[str, int]:
         if not self.kinds:
             return {}
+        return self._scan_bounded(text, len(text) > self.max_chars)
+
+    def _scan_bounded(self, text: str, truncated: bool) -> dict[str, int]:
+        """Scan at most ``max_chars`` of ``text`` as seen (:func:`visible`: NFKC may
+        lengthen it, so the cap applies again after)."""
+        text = visible(text[: self.max_chars])
         if len(text) > self.max_chars:
-            findings = self._scan(text[: self.max_chars])
+            text, truncated = text[: self.max_chars], True
+        findings = self._scan(text)
+        if truncated:
             findings[TRUNCATED] = 1
-            return findings
-        return self._scan(text)
+        return findings
 
     def _scan(self, text: str) -> dict[str, int]:
         findings: dict[str, int] = {}
@@ -188,10 +230,7 @@ class Detectors:
         if not self.kinds:
             return {}
         text, truncated = bounded_join(prompt_texts(body), self.max_chars)
-        findings = self._scan(text)
-        if truncated:
-            findings[TRUNCATED] = 1
-        return findings
+        return self._scan_bounded(text, truncated)
 
 
 def _content_texts(content: Any) -> Iterator[str]:
@@ -207,15 +246,39 @@ def _content_texts(content: Any) -> Iterator[str]:
                     yield text
 
 
+def _call_arguments(calls: Any) -> Iterator[str]:
+    """Arguments of an assistant message's ``tool_calls`` (the model reads them back)."""
+    if isinstance(calls, list):
+        for call in calls:
+            function = call.get("function") if isinstance(call, dict) else None
+            arguments = function.get("arguments") if isinstance(function, dict) else None
+            if isinstance(arguments, str):
+                yield arguments
+
+
 def _message_texts(items: Iterable[Any]) -> Iterator[str]:
     for item in items:
         if isinstance(item, str):
             yield item
         elif isinstance(item, dict):
             yield from _content_texts(item.get("content"))
-            output = item.get("output")  # Responses API function_call_output
-            if isinstance(output, str):
-                yield output
+            yield from _call_arguments(item.get("tool_calls"))
+            for field in ("output", "arguments"):  # Responses API call items
+                value = item.get(field)
+                if isinstance(value, str):
+                    yield value
+
+
+def _tool_descriptions(tools: Any) -> Iterator[str]:
+    if isinstance(tools, list):
+        for tool in tools:
+            if not isinstance(tool, dict):
+                continue
+            function = tool.get("function")
+            owner = function if isinstance(function, dict) else tool  # chat or responses
+            description = owner.get("description")
+            if isinstance(description, str):
+                yield description
 
 
 def prompt_texts(body: Mapping[str, Any]) -> Iterator[str]:
@@ -229,3 +292,7 @@ def prompt_texts(body: Mapping[str, Any]) -> Iterator[str]:
     instructions = body.get("instructions")
     if isinstance(instructions, str):
         yield instructions
+    yield from _tool_descriptions(body.get("tools"))
+    prediction = body.get("prediction")  # predicted output: shown to the model
+    if isinstance(prediction, dict):
+        yield from _content_texts(prediction.get("content"))

@@ -251,3 +251,52 @@ def test_email_pattern_needs_no_retry_inside_a_run() -> None:
     """The e-mail match may only start where a run of local-part characters starts."""
     assert PATTERNS["email"].search("x" * 10 + "a@example.com").start() == 0
     assert re.compile(PATTERNS["email"].pattern).fullmatch("a@b.co")
+
+
+CARD = "4111 1111 1111 1111"
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("card 4111\u200b1111\u200b1111\u200b1111", {"payment_card": 1}),  # zero-width spaces
+    ("card ４１１１ １１１１ １１１１ １１１１", {"payment_card": 1}),  # full-width digits
+    ("card 4111\u20601111\u00ad1111\ufeff1111", {"payment_card": 1}),  # joiner, soft hyphen, BOM
+    ("mail alice\u200d@exa\u200cmple.com", {"email": 1}),  # zero-width joiners
+    ("mail alice＠example．com", {"email": 1}),  # full-width at sign and dot
+    ("key s\u200bk-proj-abcdefghijklmnopqrstuvwx1234", {"secret": 1}),
+    ("\u202e4111 1111 1111 1111\u202c", {"payment_card": 1}),  # bidi override around it
+])  # fmt: skip
+def test_invisible_and_full_width_spellings_are_seen(text: str, expected: dict[str, int]) -> None:
+    """A model reads through zero-width and format characters and full-width forms; the
+    detectors see the same text (NFKC, format characters removed)."""
+    assert Detectors().scan(text) == expected
+
+
+def test_format_ranges_are_this_pythons_format_characters() -> None:
+    import unicodedata
+
+    from extproc.policy.detectors import FORMAT_RANGES
+
+    listed = {c for a, b in FORMAT_RANGES for c in range(a, b + 1)}
+    actual = {c for c in range(sys.maxunicode + 1) if unicodedata.category(chr(c)) == "Cf"}
+    assert listed == actual
+
+
+def test_expanding_characters_stay_under_the_cap() -> None:
+    """NFKC can lengthen text (U+FDFA is 18 characters): the cap applies after it too."""
+    findings = Detectors(max_chars=1000).scan("\ufdfa" * 1000)
+    assert findings == {TRUNCATED: 1}
+
+
+@pytest.mark.parametrize("body", [
+    {"messages": [{"role": "assistant", "content": None, "tool_calls": [
+        {"id": "1", "type": "function",
+         "function": {"name": "pay", "arguments": json.dumps({"card": CARD})}}]}]},
+    {"messages": [{"role": "user", "content": "hi"}], "tools": [
+        {"type": "function", "function": {"name": "pay", "description": f"use {CARD}"}}]},
+    {"input": "hi", "tools": [{"type": "function", "name": "pay", "description": CARD}]},
+    {"input": [{"type": "function_call", "name": "pay", "arguments": CARD}]},
+    {"messages": [{"role": "user", "content": "fix it"}],
+     "prediction": {"type": "content", "content": f"card = '{CARD}'"}},
+])  # fmt: skip
+def test_text_the_model_is_shown_beyond_message_content_is_scanned(body: dict[str, Any]) -> None:
+    assert Detectors().scan_body(body) == {"payment_card": 1}
