@@ -23,6 +23,12 @@ test_secret_finding_keeps_in_cluster if {
 	contains(d.reason, "found secret")
 }
 
+test_token_id_prompt_keeps_in_cluster if {
+	d := decision with input as req("somebody", "gpt-4o", 10, 10, {}, {"token_ids": 1})
+	d.require_in_cluster == true
+	contains(d.reason, "found token_ids")
+}
+
 test_email_alone_is_not_confidential if {
 	d := decision with input as req("somebody", "gpt-4o", 10, 10, {}, {"email": 3})
 	d.require_in_cluster == false

@@ -40,6 +40,9 @@ from extproc.policy.spec import ALL_DETECTORS, DEFAULT_DETECTOR_MAX_CHARS
 
 TRUNCATED = "truncated"
 """The finding added when the prompt text was longer than the scan cap."""
+TOKEN_IDS = "token_ids"
+"""The finding added when a prompt is given as token ids (completions ``prompt``,
+embeddings ``input``): text no pattern can read, so a policy can treat it as unscanned."""
 
 # Local part: 1-64 characters (RFC 5321), starting where a run of local-part characters
 # starts (the lookbehind), taken possessively: '@' is not in the class, so giving
@@ -230,7 +233,10 @@ class Detectors:
         if not self.kinds:
             return {}
         text, truncated = bounded_join(prompt_texts(body), self.max_chars)
-        return self._scan_bounded(text, truncated)
+        findings = self._scan_bounded(text, truncated)
+        if has_token_ids(body):
+            findings[TOKEN_IDS] = 1
+        return findings
 
 
 def _content_texts(content: Any) -> Iterator[str]:
@@ -279,6 +285,16 @@ def _tool_descriptions(tools: Any) -> Iterator[str]:
             description = owner.get("description")
             if isinstance(description, str):
                 yield description
+
+
+def has_token_ids(body: Mapping[str, Any]) -> bool:
+    """Whether ``prompt`` or ``input`` holds token ids (a list with anything but strings:
+    ints, or lists of ints). ``all`` stops at the first one."""
+    for field in ("prompt", "input"):
+        value = body.get(field)
+        if isinstance(value, list) and not all(isinstance(v, str | dict) for v in value):
+            return True
+    return False
 
 
 def prompt_texts(body: Mapping[str, Any]) -> Iterator[str]:

@@ -66,7 +66,7 @@ def test_policy_test_quiet_when_all_pass(
     monkeypatch.chdir(REPO)
     assert _run(["policy", "test", "policies"]) == 0
     out = capsys.readouterr().out
-    assert out.strip().splitlines() == ["PASS: 25/25"]
+    assert out.strip().splitlines() == ["PASS: 26/26"]
 
 
 def test_policy_test_verbose_lists_every_test(
@@ -76,7 +76,7 @@ def test_policy_test_verbose_lists_every_test(
     assert _run(["policy", "test", "-v"]) == 0
     out = capsys.readouterr().out
     assert "data.routeiq.test_dry_run_allows_and_reports: PASS" in out
-    assert out.rstrip().endswith("PASS: 25/25")
+    assert out.rstrip().endswith("PASS: 26/26")
 
 
 def test_policy_test_reports_failures_only(

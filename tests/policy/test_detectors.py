@@ -19,7 +19,14 @@ import yaml
 
 from extproc.config.snapshot import build_snapshot
 from extproc.policy import Detectors, PolicySpec, build_policy_engine
-from extproc.policy.detectors import PATTERNS, TRUNCATED, bounded_join, luhn_ok, prompt_texts
+from extproc.policy.detectors import (
+    PATTERNS,
+    TOKEN_IDS,
+    TRUNCATED,
+    bounded_join,
+    luhn_ok,
+    prompt_texts,
+)
 from extproc.policy.spec import DEFAULT_DETECTOR_MAX_CHARS
 from tests.policy.conftest import REPO, request_doc
 
@@ -300,3 +307,19 @@ def test_expanding_characters_stay_under_the_cap() -> None:
 ])  # fmt: skip
 def test_text_the_model_is_shown_beyond_message_content_is_scanned(body: dict[str, Any]) -> None:
     assert Detectors().scan_body(body) == {"payment_card": 1}
+
+
+@pytest.mark.parametrize(("body", "expected"), [
+    ({"prompt": [[4111, 1111], [1111, 1111]]}, {TOKEN_IDS: 1}),  # completions, batched ids
+    ({"prompt": [4111, 1111, 1111, 1111]}, {TOKEN_IDS: 1}),
+    ({"input": [4111, 1111]}, {TOKEN_IDS: 1}),  # embeddings
+    ({"prompt": ["a text", [1, 2]]}, {TOKEN_IDS: 1}),
+    ({"prompt": ["card 4111 1111 1111 1111"]}, {"payment_card": 1}),
+    ({"input": [{"role": "user", "content": "hi"}]}, {}),  # responses items are text
+])  # fmt: skip
+def test_token_id_prompts_are_reported_unscanned(
+    body: dict[str, Any], expected: dict[str, int]
+) -> None:
+    """No pattern reads token ids; the finding lets a policy keep them in-cluster (the
+    shipped confidential data lists it)."""
+    assert Detectors().scan_body(body) == expected
