@@ -63,6 +63,21 @@ async def test_a_job_past_its_budget_times_out_but_keeps_its_slot_until_it_ends(
         pool.close()
 
 
+async def test_a_failing_job_raises_its_own_error_to_the_caller_and_frees_its_slot() -> None:
+    pool = ThreadOffload(threads=1, timeout_s=5, max_pending=1)
+
+    def fail() -> None:
+        raise ValueError("bad prompt")
+
+    try:
+        with pytest.raises(ValueError, match="bad prompt"):
+            await pool.run(fail)
+        assert pool.pending == 0
+        assert await pool.run(lambda: 3) == 3
+    finally:
+        pool.close()
+
+
 async def test_a_job_whose_caller_gave_up_while_it_was_queued_is_never_run() -> None:
     pool = ThreadOffload(threads=1, timeout_s=0.05, max_pending=4)
     gate = threading.Event()
