@@ -182,3 +182,17 @@ def test_reasoning_without_a_marked_model_takes_the_first(tmp_path: Path) -> Non
     snapshot = build_snapshot(path, with_router=False)
     assert resolve(snapshot, "reasoning", {}).upstream_models["premium"] == "gpt-4o"
     snapshot.close()
+
+
+async def test_policy_max_tier_caps_what_the_learned_rule_asks(demo: Snapshot) -> None:
+    """The learned rule needs premium for a maths prompt; team ``support`` (``max_tier:
+    eco`` in the shipped policy data) still gets eco, and the decision says both."""
+    text = "Find all real x such that x^4 - 5x^2 + 4 = 0, and prove there are no others."
+    research = await explain(demo, "auto", text, authorization="Bearer sk-demo-research")
+    assert research["classification"]["cost_quality"]["tier"] == "premium"
+    assert research["backend"] == "premium"
+    support = await explain(demo, "auto", text, authorization="Bearer sk-demo-support")
+    assert support["classification"]["cost_quality"]["tier"] == "premium"
+    assert support["response_headers"]["x-routeiq-needed-tier"] == "premium"
+    assert support["backend"] == "eco" and support["tier"] == "eco"
+    assert "capped at tier 'eco'" in support["why"]
