@@ -3,7 +3,8 @@
 Server A runs a committed tree (``--base``, default ``HEAD``, exported with
 ``git archive``); server B runs the working tree, or, with ``--only FILE...``, that
 same committed tree with only the named files taken from the working tree (so other
-uncommitted work in the tree does not leak into the comparison). ``--env-a`` /
+uncommitted work in the tree does not leak into the comparison), or with ``--tree-b
+DIR`` the ``extproc`` package found in DIR (a prototype kept outside the tree). ``--env-a`` /
 ``--env-b`` add ``ROUTEIQ_*`` settings to one side (the same code with a different
 setting). Each server sits behind its own copy of the shipped Envoy, in front of one
 fixed-answer upstream, on the same ``--config``.
@@ -139,6 +140,8 @@ BODIES: dict[str, Bodies] = {"explicit": explicit, "short": auto_short, "repeate
 def sides(args: argparse.Namespace, upstream: int, work: Path) -> Iterator[tuple[Side, Side]]:
     code_a = export_tree(args.base, work / "a", [])
     code_b = export_tree(args.base, work / "b", args.only) if args.only else REPO
+    if args.tree_b is not None:
+        code_b = args.tree_b
     started: list[ManagedProcess] = []
     try:
         a = start_side("A", code_a, _env(args.env_a), args.config, upstream, work)
@@ -159,6 +162,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--base", default="HEAD", help="git ref of server A's code")
     parser.add_argument("--only", nargs="*", default=[], help="files B takes from the tree")
+    parser.add_argument(
+        "--tree-b", type=Path, help="a directory holding server B's extproc package instead"
+    )
     parser.add_argument("--env-a", nargs="*", default=[], help="ROUTEIQ_X=v for server A")
     parser.add_argument("--env-b", nargs="*", default=[], help="ROUTEIQ_X=v for server B")
     parser.add_argument("--phases", default="explicit,short,repeated")
@@ -177,7 +183,8 @@ def main() -> int:
         upstream, upstream_port = start_upstream(work)
         try:
             with sides(args, upstream_port, work) as (a, b):
-                print(f"A: {args.base} {args.env_a}; B: {args.only or 'working tree'} {args.env_b}")
+                b_code = args.tree_b or args.only or "working tree"
+                print(f"A: {args.base} {args.env_a}; B: {b_code} {args.env_b}")
                 print(f"load average at start {os.getloadavg()[0]:.2f}")
                 print(
                     f"{'phase':<9}{'rate':>6}{'A ms':>9}{'B ms':>9}{'B/A':>7}{'min':>7}{'max':>7}"
