@@ -345,6 +345,7 @@ class DecisionLog:
             "score": round(c.score, 4) if c is not None else None,
             "strategy": decision.strategy,
             "variant": decision.variant,
+            "quality": _quality(c),
             "shadow": _shadow(c),
             "outcome": decision.outcome.value,
             "status": error.status if error else None,
@@ -381,6 +382,17 @@ def _cost_fields(cost: CostRecord | None) -> dict[str, Any]:
 
 
 _COST_KEYS = ("backend", "tier", "team", "cost_usd", "counterfactual_usd", "reference_backend")
+
+
+def _quality(c: Classification | None) -> dict[str, Any] | None:
+    """The cost-quality verdict: the need, the bars it was held to and where they came
+    from, and the tier the rule chose (before floors, ceilings and signal rules)."""
+    q = None if c is None else c.quality
+    if q is None:
+        return None
+    return {"need": round(q.need, 4), "premium_bar": round(q.bars["premium"], 4),
+            "eco_bar": round(q.bars["eco"], 4), "tier": q.tier,
+            "calibration": q.calibration}  # fmt: skip
 
 
 def _shadow(c: Classification | None) -> dict[str, Any] | None:

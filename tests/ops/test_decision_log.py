@@ -180,6 +180,15 @@ async def test_classified_line_carries_score_and_policy_summary(runtime: Runtime
     entry = orjson.loads(out.getvalue())
     assert decision.classification is not None and decision.policy is not None
     assert entry["score"] == round(decision.classification.score, 4)
+    q = decision.classification.quality  # the shipped config: the learned rule
+    assert q is not None
+    assert entry["quality"] == {
+        "need": round(q.need, 4),
+        "premium_bar": round(q.bars["premium"], 4),
+        "eco_bar": round(q.bars["eco"], 4),
+        "tier": q.tier,
+        "calibration": "reference",
+    }
     assert entry["shadow"] is None
     assert entry["policy"] == {
         "engine": decision.policy.engine,
