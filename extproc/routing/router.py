@@ -156,6 +156,11 @@ class Router:
     needs_seen: TextCache[float] = field(
         default_factory=lambda: TextCache(DEFAULT_CACHE_ENTRIES), compare=False
     )
+    # The category and top scores of recently seen texts, per strategy: they depend on
+    # the embedding alone, so a repeated prompt skips the classifier too.
+    scores_seen: TextCache[tuple[str, Mapping[str, float]]] = field(
+        default_factory=lambda: TextCache(DEFAULT_CACHE_ENTRIES), compare=False
+    )
 
     @property
     def sticky_by(self) -> str | None:
@@ -249,11 +254,13 @@ class Router:
         verdict = None if self.quality is None else self.quality.verdict(float(need), profile)
         frozen = MappingProxyType(signals)
         if self.splitter is None:
-            result = self._classify(x, self.spec.strategy, frozen, verdict)
+            result = self._classify(x, text, self.spec.strategy, frozen, verdict)
             return replace(result, embed_ms=embed_ms)
         arm = self.splitter.assign(sticky_key if sticky_key is not None else text)
-        shadow = None if arm.shadow is None else self._classify(x, arm.shadow, frozen, verdict)
-        result = self._classify(x, arm.arm, frozen, verdict)
+        shadow = (
+            None if arm.shadow is None else self._classify(x, text, arm.shadow, frozen, verdict)
+        )
+        result = self._classify(x, text, arm.arm, frozen, verdict)
         return replace(
             result, variant=arm.arm, experiment=arm.experiment, shadow=shadow, embed_ms=embed_ms
         )
@@ -275,17 +282,30 @@ class Router:
             fired.append(f"category {category}->ceiling {ceiling}")
         return rank, fired
 
+    def _category(self, x: Matrix, text: str, strategy: str) -> tuple[str, Mapping[str, float]]:
+        """The category of ``x`` (the embedding of ``text``) and its top scores, under
+        ``strategy``; remembered per text (``scores_seen``)."""
+        key = text if strategy == self.spec.strategy else f"{strategy}\x00{text}"
+        seen = self.scores_seen.get(key)
+        if seen is not None:
+            return seen
+        model = self.models[strategy].model
+        probs = model.scores(x)[0]
+        order = np.argsort(-probs)[:TOP_SCORES]
+        scores = MappingProxyType({model.classes[int(i)]: float(probs[i]) for i in order})
+        seen = (model.classes[int(order[0])], scores)
+        self.scores_seen.put(key, seen)
+        return seen
+
     def _classify(
         self,
         x: Matrix,
+        text: str,
         strategy: str,
         signals: Mapping[str, SignalValue],
         verdict: QualityVerdict | None,
     ) -> Classification:
-        model = self.models[strategy].model
-        probs = model.scores(x)[0]
-        order = np.argsort(-probs)[:TOP_SCORES]
-        category = model.classes[int(order[0])]
+        category, scores = self._category(x, text, strategy)
         rank, fired = self._tier(category, signals, verdict)
         score = float(signals["score"])
         if score < 0:  # no need model nor scorer configured: the tier's position is the need
@@ -294,7 +314,7 @@ class Router:
             category=category,
             tier=TIER_ORDER[rank],
             score=min(1.0, max(0.0, score)),
-            scores=MappingProxyType({model.classes[int(i)]: float(probs[i]) for i in order}),
+            scores=scores,
             strategy=strategy,
             variant=None,
             signals=signals,

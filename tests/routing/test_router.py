@@ -143,3 +143,16 @@ def test_serving_path_imports_neither_sklearn_nor_torch() -> None:
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO, timeout=60)
+
+
+def test_a_repeated_text_reuses_its_category_scores(router: Router) -> None:
+    """The category and top scores depend on the embedding alone: a repeated text is
+    answered from ``scores_seen`` (same result, the classifier not run again), while the
+    signals, which depend on the whole request, are computed afresh."""
+    text = "Summarise the attached incident report for the on-call channel, 42."
+    first = router.classify(chat(text))
+    hits = router.scores_seen.hits
+    again = router.classify(chat(text, tools=[{"type": "function", "function": {"name": "f"}}]))
+    assert router.scores_seen.hits == hits + 1
+    assert (again.category, dict(again.scores)) == (first.category, dict(first.scores))
+    assert again.signals["tools"] == 1 and first.signals["tools"] == 0
