@@ -31,11 +31,13 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TypeVar
 
 from extproc.routing.labelled import load_labelled
 from extproc.routing.scoring import (
+    RoutingSource,
     classify_many,
     default_workers,
     load_router,
@@ -94,6 +96,19 @@ def _whole_command(prompts: list[str], config: Path | None) -> float:
     return lines / wall
 
 
+def _fixed_bars(source: RoutingSource) -> RoutingSource:
+    """``source`` with reference bars: with traffic bars the serving path's tiers would
+    follow its own window after ``warmup`` prompts, and the comparison below is about
+    batching effects on the embedding, not about calibration."""
+    cq = source.spec.cost_quality
+    if cq is None:
+        return source
+    fixed = cq.model_copy(
+        update={"calibration": cq.calibration.model_copy(update={"source": "reference"})}
+    )
+    return replace(source, spec=source.spec.model_copy(update={"cost_quality": fixed}))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
@@ -105,7 +120,7 @@ def main() -> None:
 
     prompts = _prompts(args.data, args.prompts)
     requests = [request_of({"prompt": p}) for p in prompts]
-    source = routing_source(args.config)
+    source = _fixed_bars(routing_source(args.config))
     router = load_router(source)  # the serving router: spec.routing.threads intra-op threads
     workers_router = load_router(source, batch_workers=True)  # one thread per worker
     workers = default_workers()
