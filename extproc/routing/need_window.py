@@ -9,9 +9,9 @@ order, and answers a quantile in constant time, so the bars of every profile can
 from it per request. Until ``warmup`` needs are in, the caller keeps the reference bars.
 
 The window is per process (each ``--workers`` worker sees its own share of the traffic);
-a reload hands it to the new snapshot while its needs still apply (``Router.continuing``). It is the one
-piece of mutable routing state: the lock makes ``observe`` safe from the analysis pool's
-threads; reads copy nothing.
+a reload hands it to the new snapshot while its needs still apply (``Router.continuing``).
+It is the one piece of mutable routing state: the lock makes ``observe`` safe from the
+analysis pool's threads; reads copy nothing.
 """
 
 from __future__ import annotations
