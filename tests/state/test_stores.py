@@ -41,14 +41,16 @@ async def test_budget_admits_exactly_the_limit_under_concurrency(
 
 
 async def test_window_refills_the_bucket(store: StateStore) -> None:
-    bucket = Bucket("b:user:u", "b", 2, None, 300)
+    # 2 requests per second: wide enough that a loaded machine's pauses between the
+    # three calls cannot refill the bucket before the third.
+    bucket = Bucket("b:user:u", "b", 2, None, 1000)
     assert (await store.consume([bucket], 0)).allowed
     assert (await store.consume([bucket], 0)).allowed
     refused = await store.consume([bucket], 0)
     assert not refused.allowed
-    assert refused.retry_after_s is not None and 0 < refused.retry_after_s <= 0.151
+    assert refused.retry_after_s is not None and 0 < refused.retry_after_s <= 0.501
     assert refused.refused_by == ("b",)
-    await asyncio.sleep(0.35)
+    await asyncio.sleep(1.05)
     (status,) = await store.limit_status([bucket])
     assert status.requests_remaining == 2
     assert status.reset_requests_s == 0
@@ -98,15 +100,16 @@ async def test_request_larger_than_capacity_can_never_fit(store: StateStore) -> 
 
 async def test_affinity_expires_unless_used(stores: tuple[StateStore, StateStore]) -> None:
     a, b = stores
-    assert await a.get_affinity("s1", 0.4) is None
-    await a.set_affinity("s1", "large", 0.4)
-    assert await b.get_affinity("s1", 0.4) == "large"  # seen by the other replica
-    await asyncio.sleep(0.25)
-    assert await b.get_affinity("s1", 0.4) == "large"  # refreshes the TTL
-    await asyncio.sleep(0.25)
-    assert await a.get_affinity("s1", 0.4) == "large"
-    await asyncio.sleep(0.5)
-    assert await a.get_affinity("s1", 0.4) is None
+    # A 1 s TTL checked at 0.6 s steps: 0.4 s of slack for a loaded machine each way.
+    assert await a.get_affinity("s1", 1.0) is None
+    await a.set_affinity("s1", "large", 1.0)
+    assert await b.get_affinity("s1", 1.0) == "large"  # seen by the other replica
+    await asyncio.sleep(0.6)
+    assert await b.get_affinity("s1", 1.0) == "large"  # refreshes the TTL
+    await asyncio.sleep(0.6)
+    assert await a.get_affinity("s1", 1.0) == "large"
+    await asyncio.sleep(1.4)
+    assert await a.get_affinity("s1", 1.0) is None
 
 
 async def test_health_cools_down_after_threshold_and_recovers(
