@@ -1,0 +1,103 @@
+"""Soak: mixed traffic at a fixed rate for minutes; latency, CPU and memory per minute.
+
+The same stack as ``added_latency.py`` (an Envoy answering a fixed completion as the
+upstream, the shipped Envoy config, ``routeiq serve`` on ``--config``), one open-loop
+load (``open_loop.py``) kept up for ``--minutes``: half explicit-model requests, a third
+``auto`` with a new short prompt each, the rest one repeated ``auto`` prompt, shuffled
+once with a fixed seed. Before it, Envoy straight to the upstream for ``--direct``
+seconds at the same rate: the baseline the per-minute figures are read against.
+
+Printed per minute: requests, failures, p50/p90/p99/max latency (from each request's due
+time), RouteIQ's CPU ms per request and its resident memory at the minute's end, so a
+leak, a creeping queue or a periodic stall shows as a trend. Nothing is asserted.
+
+    .venv/bin/python benchmarks/soak.py [--minutes 10] [--rate 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _stack import REPO, process_cpu_s, start_upstream
+from added_latency import auto_repeated, auto_short, explicit, process, proxy
+from open_loop import LoadResult, run_open_loop
+
+from extproc.demo.processes import free_port, start_routeiq
+
+
+def mixed(n: int, salt: str, seed: int) -> list[bytes]:
+    """``n`` requests: 50% explicit, 35% ``auto`` new text, 15% ``auto`` repeated."""
+    n_auto, n_same = int(n * 0.35), int(n * 0.15)
+    bodies = explicit(n - n_auto - n_same, salt) + auto_short(n_auto, salt)
+    bodies += auto_repeated(n_same, salt)
+    random.Random(seed).shuffle(bodies)
+    return bodies
+
+
+def rss_mib(pid: int) -> float:
+    """Resident set size of ``pid`` in MiB (``/proc/<pid>/status``)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def line(name: str, load: LoadResult, cpu_ms: float | None, rss: float | None) -> str:
+    cpu = "-" if cpu_ms is None else f"{cpu_ms:.3f}"
+    mem = "-" if rss is None else f"{rss:.1f}"
+    worst = float(load.latencies_ms.max()) if load.latencies_ms.size else 0.0
+    return (
+        f"{name:<12} {load.sent:>6} {load.failed:>5} {load.pct(50):>7.2f} {load.pct(90):>7.2f} "
+        f"{load.pct(99):>7.2f} {worst:>8.2f} {cpu:>7} {mem:>8}"
+    )
+
+
+def run(args: argparse.Namespace, work: Path) -> int:
+    print(
+        f"open loop at {args.rate}/s, mixed traffic (50% explicit, 35% auto new text, 15% "
+        f"auto repeated), {os.cpu_count()} cores, load average at start "
+        f"{os.getloadavg()[0]:.2f}; latencies in ms, CPU ms per request, RSS MiB"
+    )
+    print(f"{'minute':<12} {'sent':>6} {'fail':>5} {'p50':>7} {'p90':>7} {'p99':>7} "
+          f"{'max':>8} {'CPU ms':>7} {'RSS':>8}")  # fmt: skip
+    failed = 0
+    upstream, up_port = start_upstream(work)
+    with process(upstream):
+        with proxy(work, up_port, None) as port:
+            n = int(args.rate * args.direct)
+            load = asyncio.run(run_open_loop("127.0.0.1", port, explicit(n, "d"), args.rate))
+            print(line("direct", load, None, None), flush=True)
+        routeiq_port = free_port()
+        routeiq = start_routeiq(args.config, routeiq_port, work)
+        with process(routeiq), proxy(work, up_port, routeiq_port) as port:
+            for minute in range(1, args.minutes + 1):
+                bodies = mixed(args.rate * 60, f"m{minute}-", seed=minute)
+                before = process_cpu_s(routeiq.pid)
+                load = asyncio.run(run_open_loop("127.0.0.1", port, bodies, args.rate))
+                cpu = (process_cpu_s(routeiq.pid) - before) * 1000 / load.sent
+                failed += load.failed
+                print(line(f"{minute}", load, cpu, rss_mib(routeiq.pid)), flush=True)
+    return 1 if failed else 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--minutes", type=int, default=10)
+    parser.add_argument("--rate", type=int, default=100, help="requests per second")
+    parser.add_argument("--direct", type=float, default=30, help="seconds of the baseline")
+    parser.add_argument("--config", type=Path, default=REPO / "config" / "routeiq.yaml")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="routeiq-soak-") as work:
+        return run(args, Path(work))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
