@@ -37,6 +37,18 @@ CHAT_RESPONSE = json.dumps(
 )
 
 
+def export_tree(ref: str, dest: Path, only: list[str]) -> Path:
+    """``ref``'s ``extproc`` package in ``dest``, with ``only`` copied from the working tree."""
+    dest.mkdir(parents=True)
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", ref, "extproc"], check=True, capture_output=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    for name in only:
+        shutil.copyfile(REPO / name, dest / name)
+    return dest
+
+
 def ensure_wrk() -> str:
     """The wrk binary, installed from Debian when missing: a real load generator."""
     found = shutil.which("wrk")

@@ -29,9 +29,7 @@ import asyncio
 import contextlib
 import json
 import os
-import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import urllib.request
@@ -43,7 +41,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _stack import REPO, process_cpu_s, proxy_config, start_upstream
+from _stack import REPO, export_tree, process_cpu_s, proxy_config, start_upstream
 from added_latency import Bodies, auto_long_factory, auto_repeated, auto_short, explicit
 from open_loop import run_open_loop
 
@@ -70,18 +68,6 @@ class Side:
         with urllib.request.urlopen(url, timeout=5) as r:
             doc = json.loads(r.read())
         return {s["name"].rsplit(".", 1)[-1]: int(s["value"]) for s in doc["stats"] if "value" in s}
-
-
-def export_tree(ref: str, dest: Path, only: list[str]) -> Path:
-    """``ref``'s ``extproc`` package in ``dest``, with ``only`` copied from the working tree."""
-    dest.mkdir(parents=True)
-    archive = subprocess.run(
-        ["git", "-C", str(REPO), "archive", ref, "extproc"], check=True, capture_output=True
-    ).stdout
-    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
-    for name in only:
-        shutil.copyfile(REPO / name, dest / name)
-    return dest
 
 
 def start_side(

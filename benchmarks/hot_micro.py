@@ -29,7 +29,6 @@ import argparse
 import asyncio
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -173,18 +172,6 @@ def _run_side(code: Path) -> dict[str, float]:
     return result
 
 
-def _export(ref: str, dest: Path, only: list[str]) -> Path:
-    """``ref``'s ``extproc`` package in ``dest``, with ``only`` copied from the working tree."""
-    dest.mkdir(parents=True)
-    archive = subprocess.run(
-        ["git", "-C", str(REPO), "archive", ref, "extproc"], check=True, capture_output=True
-    ).stdout
-    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
-    for name in only:
-        shutil.copyfile(REPO / name, dest / name)
-    return dest
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--base", default="HEAD", help="git ref of side A")
@@ -197,9 +184,12 @@ def main() -> int:
     if args.side:
         side()
         return 0
+    # Imported here: a side process must import ``extproc`` only from its own tree.
+    from _stack import export_tree
+
     with tempfile.TemporaryDirectory(prefix="routeiq-micro-") as tmp:
-        code_a = _export(args.base, Path(tmp) / "a", [])
-        code_b = _export(args.base, Path(tmp) / "b", args.only) if args.only else REPO
+        code_a = export_tree(args.base, Path(tmp) / "a", [])
+        code_b = export_tree(args.base, Path(tmp) / "b", args.only) if args.only else REPO
         runs: dict[str, list[dict[str, float]]] = {"A": [], "B": []}
         for _ in range(args.repeats):
             runs["A"].append(_run_side(code_a))

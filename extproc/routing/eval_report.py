@@ -34,9 +34,15 @@ from extproc.routing.evaluation import (
     router_curve,
 )
 from extproc.routing.labelled import StrongWeak
-from extproc.routing.quality import MIN_CALIBRATION
 from extproc.routing.router import Classification, Router
-from extproc.routing.scoring import ToolError, as_traffic, classify_many, request_of, with_share
+from extproc.routing.scoring import (
+    ToolError,
+    as_traffic,
+    classify_many,
+    request_of,
+    takes_batch_as_traffic,
+    with_share,
+)
 
 PREMIUM = "premium"
 DEFAULT_SHARES = (0.1, 0.3, 0.5)
@@ -87,8 +93,7 @@ def _point(classes: Sequence[Classification], pair: StrongWeak) -> OperatingPoin
 def _traffic_notes(router: Router, raw: Sequence[Classification], pair: StrongWeak) -> list[str]:
     """Say when the bars were set on this set (``calibration: traffic``), and where the
     reference bars alone would have put it."""
-    rule = router.quality
-    if rule is None or rule.window is None or len(raw) < MIN_CALIBRATION:
+    if not takes_batch_as_traffic(router, len(raw)):
         return []
     fixed = _point([router.retier(c) for c in raw], pair)
     return [

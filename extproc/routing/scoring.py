@@ -176,6 +176,12 @@ def classify_many(
     return [c for c in out if c is not None]
 
 
+def takes_batch_as_traffic(router: Router, n: int) -> bool:
+    """Whether a batch of ``n`` is calibrated on itself (:func:`as_traffic`)."""
+    rule = router.quality
+    return rule is not None and rule.window is not None and n >= MIN_CALIBRATION
+
+
 def as_traffic(router: Router, results: Sequence[Classification]) -> list[Classification]:
     """``results`` with their tiers under the bars ``router`` would serve them with.
 
@@ -185,8 +191,7 @@ def as_traffic(router: Router, results: Sequence[Classification]) -> list[Classi
     converges to), so ``premiumShare`` of the batch goes to premium. Otherwise the bars
     are the router's reference bars. Nothing is re-embedded.
     """
-    rule = router.quality
-    if rule is None or rule.window is None or len(results) < MIN_CALIBRATION:
+    if not takes_batch_as_traffic(router, len(results)):
         return [router.retier(c) for c in results]
     needs = np.array([c.quality.need for c in results if c.quality is not None])
     settled = router.calibrated_on(needs)
