@@ -384,7 +384,7 @@ def test_eval_takes_a_set_of_20_or_more_as_its_traffic(
 
 
 def test_eval_plot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    pytest.importorskip("matplotlib")
+    pytest.importorskip("matplotlib", reason="--plot needs the dev/train extra (matplotlib)")
     png = tmp_path / "curve.png"
     assert (
         run(

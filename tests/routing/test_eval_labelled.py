@@ -21,7 +21,10 @@ from extproc.routing.progress import Progress
 from .conftest import REPO
 
 SHARED = REPO.parent / "shared" / "data" / "routing"
-needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason="shared routing data not here")
+needs_shared = pytest.mark.skipif(
+    not SHARED.is_dir(),
+    reason="../shared/data/routing is not beside the checkout (CI puts it there)",
+)
 
 
 def test_mmlu_pro_prompt_is_what_the_model_saw() -> None:
