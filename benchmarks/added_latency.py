@@ -11,7 +11,9 @@ on schedule, latency counted from the due time). Phases, each warmed up first:
   needs for backend health and the decision headers), for reference only: the ratios
   and targets are against the two-message floor;
 - Envoy + ``routeiq serve`` on ``--config`` (default ``config/routeiq.yaml``, default
-  settings: decision log to stdout, metrics on): an explicit model; ``auto`` with a
+  settings: decision log to stdout, metrics on): an explicit model (at the explicit
+  rate, and again at the ``auto`` rate so that a cache hit is compared with an
+  explicit request at the same rate); ``auto`` with a
   short coding prompt, a new text per request; ``auto`` with one identical short prompt
   (what a classification cache can answer); ``auto`` with a ~450-token prompt, a new
   text per request.
@@ -162,7 +164,13 @@ def targets(rows: dict[str, Row], direct: dict[int, LoadResult]) -> list[str]:
         ("auto short +p50 <= 6 ms", added("short", 50) <= 6),
         ("auto short +p99 <= 15 ms", added("short", 99) <= 15),
         ("auto short CPU <= 3 ms", cpu("short") <= 3),
-        ("auto repeated CPU within 0.3 ms of explicit", cpu("repeated") - cpu("explicit") <= 0.3),
+        # Like for like: CPU per request depends on the rate (fixed per-wake-up costs are
+        # shared by fewer requests at a lower rate), so the cache hit is compared with an
+        # explicit request at the same rate.
+        (
+            "auto repeated CPU within 0.3 ms of explicit (same rate)",
+            cpu("repeated") - cpu("explicit_auto_rate") <= 0.3,
+        ),
         ("auto ~450 tokens +p50 <= 15 ms", added("long", 50) <= 15),
     ]
     return [f"  {'met    ' if ok else 'NOT met'}  {text}" for text, ok in checks]
@@ -243,6 +251,7 @@ def measure_all(
         with process(routeiq), proxy(work, up_port, routeiq_port) as port:
             for key, name, bodies, rate in (
                 ("explicit", "+ routeiq, explicit model", explicit, args.rate),
+                ("explicit_auto_rate", "+ routeiq, explicit model", explicit, args.auto_rate),
                 ("short", "+ routeiq, auto short (new text)", auto_short, args.auto_rate),
                 ("repeated", "+ routeiq, auto short (same text)", auto_repeated, args.auto_rate),
                 ("long", "+ routeiq, auto ~450 tokens", auto_long_factory(), args.long_rate),
