@@ -84,3 +84,43 @@ def load_npz(manifest: Manifest, name: str) -> dict[str, npt.NDArray[Any]]:
             return {key: npz[key] for key in npz.files}
     except ValueError as exc:
         raise ArtefactError(f"{manifest.file(name)}: not a plain numeric npz: {exc}") from None
+
+
+def trained_on(manifest: Manifest) -> frozenset[str]:
+    """sha256 of the embedder an artefact says it was trained on (empty: not recorded).
+
+    Classifier manifests carry ``embedder: {file: sha256}``; need models carry
+    ``embedder_sha256``.
+    """
+    data = manifest.data
+    hashes: set[str] = set()
+    recorded = data.get("embedder")
+    if isinstance(recorded, Mapping):
+        hashes.update(v for v in recorded.values() if isinstance(v, str))
+    sha = data.get("embedder_sha256")
+    if isinstance(sha, str):
+        hashes.add(sha)
+    return frozenset(hashes)
+
+
+def check_embedder(manifest: Manifest, fingerprint: str) -> None:
+    """Refuse an artefact trained on another embedder than the one loaded.
+
+    Vectors of another model (or another quantisation of the same one) live in another
+    space: a classifier fed them still returns scores, confidently wrong ones. An
+    artefact that records no embedder, or an embedder without a fingerprint, is let
+    through (nothing to compare).
+    """
+    hashes = trained_on(manifest)
+    if not hashes or not fingerprint or fingerprint in hashes:
+        return
+    trained = ", ".join(sorted(h[:12] for h in hashes))
+    training = manifest.data.get("training")
+    recipe = manifest.data.get("recipe") or (
+        training.get("recipe") if isinstance(training, Mapping) else None
+    )
+    raise ArtefactError(
+        f"{manifest.path}: trained on the embedder with sha256 {trained}..., but the config "
+        f"loads one with sha256 {fingerprint[:12]}...: retrain it with this embedder "
+        f"(recipe '{recipe or '?'}') or set spec.routing.embedder to the one it was trained on"
+    )

@@ -49,11 +49,15 @@ class Embedder:
         max_tokens: int,
         model: str,
         cache_entries: int = 0,
+        fingerprint: str = "",
     ) -> None:
         self._session = session
         self._tokenizer = tokenizer
         self.max_tokens = max_tokens
         self.model = model
+        # sha256 of the model file: what the classifiers' manifests record as the
+        # embedder they were trained on (extproc.routing.artefacts.check_embedder).
+        self.fingerprint = fingerprint
         self._inputs = {i.name for i in session.get_inputs()}
         self.cache: TextCache[Vector] | None = TextCache(cache_entries) if cache_entries else None
 
@@ -182,7 +186,8 @@ def load_embedder(
         )
     except Exception as exc:  # onnxruntime raises its own untyped exceptions
         raise ArtefactError(f"{manifest.file(name)}: onnxruntime refused the model: {exc}") from exc
-    return Embedder(session, tokenizer, max_tokens, name, cache_entries)
+    fingerprint = str(manifest.data["files"].get(name, ""))
+    return Embedder(session, tokenizer, max_tokens, name, cache_entries, fingerprint)
 
 
 def timed_embed(embedder: Embedder, text: str) -> tuple[Vector, float]:

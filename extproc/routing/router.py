@@ -24,7 +24,7 @@ import numpy.typing as npt
 import extproc
 from extproc.api.openai import ParsedRequest
 from extproc.routing.ab import Splitter
-from extproc.routing.artefacts import ArtefactError
+from extproc.routing.artefacts import ArtefactError, check_embedder
 from extproc.routing.categories import DEFAULT_CATEGORY_TIERS
 from extproc.routing.classifiers import Matrix
 from extproc.routing.embedder import DEFAULT_CACHE_ENTRIES, Embedder, load_embedder, timed_embed
@@ -381,6 +381,7 @@ def _quality_rule(
     if cq is None:
         return None
     need = load_need_model(root / cq.model, embedder.dimensions)
+    check_embedder(need.manifest, embedder.fingerprint)
     reference = None
     if cq.reference_prompts is not None:
         path = Path(cq.reference_prompts)
@@ -415,10 +416,12 @@ def build_router(spec: RoutingSpec, base_dir: Path) -> Router:
                 f"{loaded.manifest.path}: '{strategy}' is a {loaded.kind} "
                 "model, not a category classifier"
             )
+        check_embedder(loaded.manifest, embedder.fingerprint)
         models[strategy] = loaded
     scorer = None
     if spec.scorer is not None and spec.cost_quality is None:
         scorer = load_model(root / spec.scorer, embedder.dimensions)
+        check_embedder(scorer.manifest, embedder.fingerprint)
         if "strong" not in scorer.model.classes:
             raise ArtefactError(f"{scorer.manifest.path}: a scorer needs a 'strong' class")
     tiers = {**DEFAULT_CATEGORY_TIERS, **spec.category_tiers}

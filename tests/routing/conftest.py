@@ -78,7 +78,7 @@ def write_tiny_models(
             arrays,
             p,
             kind="category",
-            embedder_sha256="test",
+            embedder_sha256=embedder.fingerprint,
             data={},
             metrics={},
             recipe="tests",

@@ -94,7 +94,7 @@ def test_shadow_disagreement_is_flagged(models: Path, embedder: Embedder) -> Non
         arrays,
         params,
         kind="category",
-        embedder_sha256="test",
+        embedder_sha256=embedder.fingerprint,
         data={},
         metrics={},
         recipe="tests",
