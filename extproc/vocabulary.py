@@ -24,7 +24,12 @@ class Tier(enum.StrEnum):
 
     @property
     def rank(self) -> int:
-        return TIERS.index(self.value)
+        # A dict lookup by the member itself (a str): ``self.value`` goes through the
+        # enum descriptor, which rankers pay several times per request.
+        return _RANKS[self]
+
+
+_RANKS: dict[str, int] = {name: i for i, name in enumerate(TIERS)}
 
 
 class FailureMode(enum.StrEnum):
