@@ -14,11 +14,11 @@ from typing import Any
 from extproc.api.errors import ApiError
 from extproc.api.openai import Endpoint, parse_request
 from extproc.api.paths import match_endpoint
-from extproc.config.schema import Tier
 from extproc.config.snapshot import Snapshot
 from extproc.decide import decide
 from extproc.decision import Decision, Outcome
 from extproc.server.admin_views import decision_view
+from extproc.vocabulary import Tier
 
 
 async def explain_request(

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from extproc.cache.capture import Captured
     from extproc.cache.spec import CacheSpec
     from extproc.cache.types import Vector
-    from extproc.config.schema import Backend
+    from extproc.config.backend import Backend
     from extproc.config.settings import Settings
 
 StoreFactory = Callable[["Settings"], CacheStore]

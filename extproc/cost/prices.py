@@ -10,7 +10,7 @@ priced as output and never added twice.
 from __future__ import annotations
 
 from extproc.api.usage import Usage
-from extproc.config.schema import Cost
+from extproc.config.backend import Cost
 
 PER_TOKEN = 1e-6  # prices are per million tokens
 

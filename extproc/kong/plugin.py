@@ -53,13 +53,13 @@ from extproc.api.paths import INFERENCE_METHOD, Route, match_request
 from extproc.api.usage import Usage, usage_from_json
 from extproc.cache.capture import Captured, ResponseCapture
 from extproc.config.errors import ConfigError
-from extproc.config.schema import FailureMode
 from extproc.config.snapshot import Snapshot
 from extproc.decide import fail_open_decision
 from extproc.decision import Decision, Outcome
 from extproc.kong.host import RuntimeHost
 from extproc.kong.pdk import Pdk, PdkError
 from extproc.runtime import Runtime
+from extproc.vocabulary import FailureMode
 
 logger = logging.getLogger("routeiq.kong")
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from extproc.api.errors import model_not_found
-from extproc.config.schema import Backend
+from extproc.config.backend import Backend
 from extproc.config.snapshot import Snapshot
 from extproc.pipeline.refusal import Refusal
 from extproc.routing.profiles import (

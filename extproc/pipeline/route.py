@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from extproc.api.errors import ApiError
 from extproc.api.identity import Caller
 from extproc.api.openai import ParsedRequest
-from extproc.config.schema import Backend, Tier
+from extproc.config.backend import Backend
 from extproc.config.snapshot import Snapshot
 from extproc.pipeline.ask import Ask
 from extproc.pipeline.refusal import Refusal
@@ -24,6 +24,7 @@ from extproc.routing.rankers import DEFAULT_OUTPUT_TOKENS, RankContext
 from extproc.routing.router import Classification
 from extproc.routing.selector import Constraints, Selection, select, target_tier
 from extproc.state.types import StateStore, StateUnavailable
+from extproc.vocabulary import Tier
 
 # Exclusions that hold whatever the moment: retrying the same request cannot help.
 _PERMANENT = (

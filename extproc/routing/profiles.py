@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from extproc.config.schema import Backend, ServedModel
+    from extproc.config.backend import Backend, ServedModel
 
 
 class Profile(enum.StrEnum):

@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from importlib.metadata import entry_points
 from types import MappingProxyType
 
+from extproc.config.backend import Backend
 from extproc.config.errors import ConfigError
-from extproc.config.schema import TIERS, Backend, Tier
 from extproc.routing.profiles import Profile
+from extproc.vocabulary import TIERS, Tier
 
 # Output tokens assumed for cost when the request sets no max_tokens.
 DEFAULT_OUTPUT_TOKENS = 256

@@ -37,7 +37,7 @@ import orjson
 
 from extproc.api.errors import ApiError
 from extproc.api.openai import Endpoint, ParsedRequest, parse_request
-from extproc.config.schema import Backend
+from extproc.config.backend import Backend
 from extproc.config.snapshot import Snapshot
 from extproc.decide import decide
 from extproc.decision import Decision, Outcome

@@ -12,9 +12,10 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
-from extproc.config.schema import TIERS, Backend, Tier
+from extproc.config.backend import Backend
 from extproc.routing.profiles import Profile
 from extproc.routing.rankers import RankContext, Ranker, tier_then_cost
+from extproc.vocabulary import TIERS, Tier
 
 
 @dataclass(frozen=True, slots=True)
