@@ -1,0 +1,144 @@
+"""Static sentence embeddings: the mean of per-token vectors distilled from MiniLM.
+
+``models/embedder-static`` (made by :mod:`extproc.routing.static_distill`) holds one
+vector per WordPiece token, already weighted. A text's embedding is the L2-normalised
+sum of its tokens' rows: a tokenization, a gather and a sum, no model run, so a short
+prompt costs tens of microseconds instead of milliseconds (``benchmarks/static_embedding.py``).
+The public surface is the one of :class:`extproc.routing.embedder.Embedder`, so the
+router, the trainers and the scorers can take either.
+
+Input is bounded: at most ``max_tokens`` tokens (8..512) are read, from the head or the
+tail. The vectors file is read with ``allow_pickle=False`` after its sha256 matched the
+manifest; nothing else is opened.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+from tokenizers import Tokenizer
+
+from extproc.routing.artefacts import ArtefactError, Manifest, load_manifest
+from extproc.routing.text_cache import TextCache
+
+Vector = npt.NDArray[np.float32]
+MAX_TOKENS_LIMIT = 512
+DEFAULT_CACHE_ENTRIES = 4096
+
+
+class StaticEmbedder:
+    """Text -> L2-normalised vectors from a token table; build with :func:`load_static_embedder`."""
+
+    def __init__(
+        self,
+        vectors: npt.NDArray[np.float16] | npt.NDArray[np.float32],
+        tokenizer: Tokenizer,
+        max_tokens: int,
+        model: str,
+        cache_entries: int = 0,
+    ) -> None:
+        self._vectors = vectors
+        self._tokenizer = tokenizer
+        self._fallback = np.asarray([tokenizer.token_to_id("[UNK]") or 0], dtype=np.int64)
+        self.max_tokens = max_tokens
+        self.model = model
+        self.cache: TextCache[Vector] | None = TextCache(cache_entries) if cache_entries else None
+
+    def cached(self, text: str) -> bool:
+        """Whether ``embed(text)`` would be answered from the cache."""
+        return self.cache is not None and text in self.cache
+
+    @property
+    def dimensions(self) -> int:
+        return int(self._vectors.shape[1])
+
+    def embed(self, text: str) -> Vector:
+        """One text -> one unit vector (shape ``[dimensions]``); the per-request call.
+
+        The returned array is shared with the cache: callers must not modify it.
+        """
+        cache = self.cache
+        if cache is not None:
+            hit = cache.get(text)
+            if hit is not None:
+                return hit
+        ids = self._tokenizer.encode(text, add_special_tokens=False).ids
+        vec = self._pool(np.asarray(ids, dtype=np.int64))
+        if cache is not None:
+            vec.flags.writeable = False
+            cache.put(text, vec)
+        return vec
+
+    def embed_batch(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        """Many texts -> ``[n, dimensions]`` (for training, scoring and tests)."""
+        out = np.zeros((len(texts), self.dimensions), dtype=np.float32)
+        if not texts:
+            return out
+        encs = self._tokenizer.encode_batch(list(texts), add_special_tokens=False)
+        for row, enc in enumerate(encs):
+            out[row] = self._pool(np.asarray(enc.ids, dtype=np.int64))
+        return out
+
+    def embed_many(
+        self,
+        texts: Sequence[str],
+        batch: int = 256,
+        on_batch: Callable[[int], object] | None = None,
+    ) -> npt.NDArray[np.float32]:
+        """``embed_batch`` in chunks of ``batch``; ``on_batch(n)`` after each chunk."""
+        out = np.zeros((len(texts), self.dimensions), dtype=np.float32)
+        for start in range(0, len(texts), batch):
+            chunk = texts[start : start + batch]
+            out[start : start + len(chunk)] = self.embed_batch(chunk)
+            if on_batch is not None:
+                on_batch(len(chunk))
+        return out
+
+    def _pool(self, ids: npt.NDArray[np.int64]) -> Vector:
+        """Normalised sum of the rows of ``ids`` (``[UNK]`` for a text without tokens);
+        the weights are baked into the rows, so the sum is the weighted mean's direction."""
+        rows = self._vectors[ids if len(ids) else self._fallback]
+        summed = np.add.reduce(rows, axis=0, dtype=np.float32)
+        norm = float(np.sqrt(summed @ summed))
+        result: Vector = summed / max(norm, 1e-12)
+        return result
+
+
+def load_static_embedder(
+    manifest_path: Path,
+    max_tokens: int = MAX_TOKENS_LIMIT,
+    keep: str = "head",
+    cache_entries: int = DEFAULT_CACHE_ENTRIES,
+) -> StaticEmbedder:
+    """Verify the manifest's hashes, then load the token table and the tokenizer.
+
+    ``max_tokens`` (8..512) bounds the tokens read per text; ``keep`` is ``head`` (the
+    first ones) or ``tail`` (the last ones).
+    """
+    manifest: Manifest = load_manifest(manifest_path)
+    if not 8 <= max_tokens <= MAX_TOKENS_LIMIT:
+        raise ArtefactError(
+            f"embedding maxTokens must be within 8..{MAX_TOKENS_LIMIT}, got {max_tokens}"
+        )
+    if keep not in ("head", "tail"):
+        raise ArtefactError(f"embedding truncation must keep 'head' or 'tail', not '{keep}'")
+    tokenizer = Tokenizer.from_file(str(manifest.file("tokenizer.json")))
+    tokenizer.no_padding()
+    tokenizer.enable_truncation(
+        max_length=max_tokens, direction="left" if keep == "tail" else "right"
+    )
+    path = manifest.file("vectors.npy")
+    try:
+        vectors = np.load(path, allow_pickle=False)
+    except ValueError as exc:
+        raise ArtefactError(f"{path}: not a plain numeric array: {exc}") from None
+    if vectors.ndim != 2 or vectors.dtype not in (np.float16, np.float32):
+        raise ArtefactError(f"{path}: expected a 2-d float16/float32 array, got {vectors.dtype}")
+    if vectors.shape[0] != tokenizer.get_vocab_size():
+        raise ArtefactError(
+            f"{path}: {vectors.shape[0]} rows for a vocabulary of {tokenizer.get_vocab_size()}"
+        )
+    return StaticEmbedder(vectors, tokenizer, max_tokens, "vectors.npy", cache_entries)
