@@ -11,6 +11,12 @@ Printed per minute: requests, failures, p50/p90/p99/max latency (from each reque
 time), RouteIQ's CPU ms per request and its resident memory at the minute's end, so a
 leak, a creeping queue or a periodic stall shows as a trend. Nothing is asserted.
 
+To find where memory goes: ``--mix explicit`` or ``--mix auto`` splits the traffic,
+``--env NAME=VALUE`` sets the server's environment (``MALLOC_ARENA_MAX=2``...), and
+``--report FILE`` runs the server through ``serve_traced.py``, which appends its heap
+counters (and with ``--tracemalloc`` the Python allocation sites that grew) to FILE
+every minute.
+
     .venv/bin/python benchmarks/soak.py [--minutes 10] [--rate 100]
 """
 
@@ -30,7 +36,9 @@ from _stack import REPO, process_cpu_s, start_upstream
 from added_latency import auto_repeated, auto_short, explicit, process, proxy
 from open_loop import LoadResult, run_open_loop
 
-from extproc.demo.processes import free_port, start_routeiq
+from extproc.demo.processes import ManagedProcess, free_port, start_routeiq, wait_for_port
+
+MIXES = ("mixed", "explicit", "auto")
 
 
 def mixed(n: int, salt: str, seed: int) -> list[bytes]:
@@ -40,6 +48,35 @@ def mixed(n: int, salt: str, seed: int) -> list[bytes]:
     bodies += auto_repeated(n_same, salt)
     random.Random(seed).shuffle(bodies)
     return bodies
+
+
+def bodies_for(mix: str, n: int, salt: str, seed: int) -> list[bytes]:
+    """``n`` requests of ``mix``: ``mixed``, ``explicit`` only, or ``auto`` new text only."""
+    if mix == "explicit":
+        return explicit(n, salt)
+    if mix == "auto":
+        return auto_short(n, salt)
+    return mixed(n, salt, seed)
+
+
+def start_server(args: argparse.Namespace, port: int, work: Path) -> ManagedProcess:
+    """``routeiq serve`` on ``--config``; through ``serve_traced.py`` with ``--report``."""
+    env = dict(kv.split("=", 1) for kv in args.env)
+    if args.report is None:
+        return start_routeiq(args.config, port, work, env)
+    env.setdefault("ROUTEIQ_ADMIN_PORT", str(free_port()))
+    command = [sys.executable, str(Path(__file__).with_name("serve_traced.py"))]
+    command += ["--config", str(args.config), "--port", str(port)]
+    command += ["--report", str(args.report.resolve()), "--every", "60"]
+    if args.tracemalloc:
+        command.append("--tracemalloc")
+    proc = ManagedProcess(command, work / f"routeiq-{port}.log", env=env)
+    try:
+        wait_for_port(port, 60, proc.proc)
+    except Exception:
+        proc.stop()
+        raise RuntimeError(f"routeiq did not start:\n{proc.output()[-3000:]}") from None
+    return proc
 
 
 def rss_mib(pid: int) -> float:
@@ -61,10 +98,15 @@ def line(name: str, load: LoadResult, cpu_ms: float | None, rss: float | None) -
 
 
 def run(args: argparse.Namespace, work: Path) -> int:
+    traffic = {
+        "mixed": "mixed traffic (50% explicit, 35% auto new text, 15% auto repeated)",
+        "explicit": "explicit model only",
+        "auto": "auto with a new short text each",
+    }[args.mix]
+    env = f", server env {' '.join(args.env)}" if args.env else ""
     print(
-        f"open loop at {args.rate}/s, mixed traffic (50% explicit, 35% auto new text, 15% "
-        f"auto repeated), {os.cpu_count()} cores, load average at start "
-        f"{os.getloadavg()[0]:.2f}; latencies in ms, CPU ms per request, RSS MiB"
+        f"open loop at {args.rate}/s, {traffic}{env}, {os.cpu_count()} cores, load average at "
+        f"start {os.getloadavg()[0]:.2f}; latencies in ms, CPU ms per request, RSS MiB"
     )
     print(f"{'minute':<12} {'sent':>6} {'fail':>5} {'p50':>7} {'p90':>7} {'p99':>7} "
           f"{'max':>8} {'CPU ms':>7} {'RSS':>8}")  # fmt: skip
@@ -76,10 +118,10 @@ def run(args: argparse.Namespace, work: Path) -> int:
             load = asyncio.run(run_open_loop("127.0.0.1", port, explicit(n, "d"), args.rate))
             print(line("direct", load, None, None), flush=True)
         routeiq_port = free_port()
-        routeiq = start_routeiq(args.config, routeiq_port, work)
+        routeiq = start_server(args, routeiq_port, work)
         with process(routeiq), proxy(work, up_port, routeiq_port) as port:
             for minute in range(1, args.minutes + 1):
-                bodies = mixed(args.rate * 60, f"m{minute}-", seed=minute)
+                bodies = bodies_for(args.mix, args.rate * 60, f"m{minute}-", seed=minute)
                 before = process_cpu_s(routeiq.pid)
                 load = asyncio.run(run_open_loop("127.0.0.1", port, bodies, args.rate))
                 cpu = (process_cpu_s(routeiq.pid) - before) * 1000 / load.sent
@@ -94,6 +136,12 @@ def main() -> int:
     parser.add_argument("--rate", type=int, default=100, help="requests per second")
     parser.add_argument("--direct", type=float, default=30, help="seconds of the baseline")
     parser.add_argument("--config", type=Path, default=REPO / "config" / "routeiq.yaml")
+    parser.add_argument("--mix", choices=MIXES, default="mixed", help="traffic kind")
+    parser.add_argument(
+        "--env", action="append", default=[], metavar="NAME=VALUE", help="server environment"
+    )
+    parser.add_argument("--report", type=Path, help="server memory report file (serve_traced)")
+    parser.add_argument("--tracemalloc", action="store_true", help="with --report: trace Python")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="routeiq-soak-") as work:
         return run(args, Path(work))
