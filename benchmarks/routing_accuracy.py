@@ -2,6 +2,10 @@
 
     .venv/bin/python benchmarks/routing_accuracy.py categories [--trained] [--max-tokens 128]
     .venv/bin/python benchmarks/routing_accuracy.py strongweak
+    .venv/bin/python benchmarks/routing_accuracy.py realistic [--static M]
+
+``--static models/embedder-static/manifest.json`` embeds with the static (distilled)
+embedder instead of the ONNX model (``categories`` and ``realistic``).
 
 Reads data from ../shared/data/routing (never copied), embeds it with the shipped ONNX
 embedder (cached under --cache, keyed by model hash, truncation and text) and prints
@@ -21,19 +25,32 @@ from pathlib import Path
 import numpy as np
 
 from extproc.routing.artefacts import sha256_file
-from extproc.routing.categories import LLMROUTER_TASKS
+from extproc.routing.categories import DEFAULT_CATEGORY_TIERS, LLMROUTER_TASKS
 from extproc.routing.datasets import holdout, read_labelled, read_strong_weak
 from extproc.routing.embedder import Embedder, load_embedder
 from extproc.routing.metrics import accuracy, strong_weak_report
-from extproc.routing.router import cut
+from extproc.routing.router import cut, question
 from extproc.routing.spec import EmbeddingText
+from extproc.routing.static_embedder import StaticEmbedder, load_static_embedder
 from extproc.routing.train import fit_model
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data" / "routing"
 
 
-def embed_cached(emb: Embedder, texts: Sequence[str], cache: Path, tag: str) -> np.ndarray:
+def load(args: argparse.Namespace) -> tuple[Embedder | StaticEmbedder, str]:
+    """The embedder the options name (``--static`` or the ONNX ``--manifest``) and the
+    sha256 of its weights (the cache key)."""
+    if args.static is not None:
+        static = load_static_embedder(args.static, args.max_tokens, keep=args.keep)
+        return static, sha256_file(args.static.parent / static.model)
+    emb = load_embedder(args.manifest, args.model, args.max_tokens, keep=args.keep)
+    return emb, sha256_file(args.manifest.parent / emb.model)
+
+
+def embed_cached(
+    emb: Embedder | StaticEmbedder, texts: Sequence[str], cache: Path, tag: str
+) -> np.ndarray:
     key = hashlib.sha256(("\0".join(texts) + tag).encode()).hexdigest()[:16]
     path = cache / f"{key}.npy"
     if path.exists():
@@ -47,11 +64,8 @@ def embed_cached(emb: Embedder, texts: Sequence[str], cache: Path, tag: str) -> 
 
 
 def categories(args: argparse.Namespace) -> None:
-    emb = load_embedder(args.manifest, args.model, args.max_tokens, keep=args.keep)
-    tag = (
-        f"{sha256_file(args.manifest.parent / emb.model)}:{args.max_tokens}:{args.prefix}"
-        f":{args.keep}"
-    )
+    emb, sha = load(args)
+    tag = f"{sha}:{args.max_tokens}:{args.prefix}:{args.keep}"
     data = read_labelled([DATA / "llmrouter_query_train.jsonl"], raw_labels=True)
     options = EmbeddingText(max_tokens=args.max_tokens, keep=args.keep)
     base = tag.rsplit(":", 2)[0] + f"::{args.keep}"  # the same embedding without prefix
@@ -110,6 +124,39 @@ def categories(args: argparse.Namespace) -> None:
                 m.classes,
                 tasks[test],
             )
+
+
+def realistic(args: argparse.Namespace) -> None:
+    """Each strategy trained as ``routeiq train`` trains the shipped artefacts (LLMRouter
+    minus the held-out 20%, plus the own prompts, groups = source task), scored on
+    models/realistic_eval.jsonl embedded as served (question asked, 2000 characters)."""
+    emb, sha = load(args)
+    tag = f"{sha}:{args.max_tokens}::{args.keep}"
+    data = read_labelled([DATA / "llmrouter_query_train.jsonl"])
+    own = read_labelled([ROOT / "models" / "prompts.jsonl"])
+    test = read_labelled([ROOT / "models" / "realistic_eval.jsonl"])
+    train = np.array([not holdout(t) for t in data.texts])
+    x = embed_cached(emb, data.texts, args.cache, tag + "train")[train]
+    xt = np.concatenate([x, embed_cached(emb, own.texts, args.cache, tag + "own")])
+    yt = [y for y, keep in zip(data.labels, train, strict=True) if keep] + list(own.labels)
+    gt = [g for g, keep in zip(data.groups, train, strict=True) if keep]
+    gt += ["own"] * len(own.labels)
+    options = EmbeddingText(max_tokens=args.max_tokens, keep=args.keep)
+    served = [cut(question(t, options), options) for t in test.texts]
+    xe = emb.embed_many(served)
+    print(f"train {len(yt)}, realistic {len(served)} ({emb.model}, maxTokens {args.max_tokens})")
+    for strategy in ("centroid", "knn", "linear", "svm", "mlp"):
+        m = fit_model(strategy, xt, yt, gt)
+        pred = [m.classes[i] for i in m.scores(xe).argmax(axis=1)]
+        tiers = [
+            DEFAULT_CATEGORY_TIERS[p] == DEFAULT_CATEGORY_TIERS[t]
+            for p, t in zip(pred, test.labels, strict=True)
+        ]
+        print(
+            f"{strategy:10s} category {accuracy(pred, list(test.labels)):.4f}  "
+            f"tier {np.mean(tiers):.4f}",
+            flush=True,
+        )
 
 
 def strongweak(args: argparse.Namespace) -> None:
@@ -182,16 +229,19 @@ def speed(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("what", choices=["categories", "strongweak", "speed"])
+    parser.add_argument("what", choices=["categories", "strongweak", "speed", "realistic"])
     parser.add_argument("--manifest", type=Path, default=ROOT / "models/embedder/manifest.json")
     parser.add_argument("--model", default=None)
+    parser.add_argument("--static", type=Path, default=None, help="static embedder manifest")
     parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument("--keep", choices=["head", "tail"], default="head")
     parser.add_argument("--prefix", default="", help="text prepended (system prompt test)")
     parser.add_argument("--trained", action="store_true")
     parser.add_argument("--cache", type=Path, default=Path(".cache") / "routing-accuracy")
     args = parser.parse_args()
-    {"categories": categories, "strongweak": strongweak, "speed": speed}[args.what](args)
+    commands = {"categories": categories, "strongweak": strongweak, "speed": speed}
+    commands["realistic"] = realistic
+    commands[args.what](args)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 One command regenerates the comparison table of docs/routing.md::
 
     .venv/bin/python -m extproc.routing.quality_experiments \\
-        --data ../shared/data/routing --cache .cache/quality [--only NAME ...]
+        --data ../shared/data/routing --cache .cache/quality [--only NAME ...] \\
+        [--static models/embedder-static/manifest.json] [--per-family]
 
 The prompts are embedded once with the shipped int8 embedder (first 128 tokens, as
 served) and cached in ``--cache`` (keyed by text hash and embedder hash), so reruns only
@@ -37,6 +38,7 @@ from extproc.routing.quality_loso import (
     within_family_cv,
 )
 from extproc.routing.spec import EmbeddingText
+from extproc.routing.static_embedder import load_static_embedder
 
 Array = npt.NDArray[Any]
 DEFAULT_SHARE = 0.3
@@ -188,16 +190,28 @@ def read_prompts(path: Path) -> list[str]:
     return [json.loads(line)["prompt"] for line in path.read_text().splitlines() if line]
 
 
-def load_inputs(data_dir: Path, cache: Path, models: Path, reference: Path | None = None) -> Inputs:
+def load_inputs(
+    data_dir: Path,
+    cache: Path,
+    models: Path,
+    reference: Path | None = None,
+    static: Path | None = None,
+) -> Inputs:
     """Data rows (embedded through the cache) plus the reference prompts, if any, cut and
-    embedded as served (first 2000 characters, 128 tokens)."""
+    embedded as served (first 2000 characters, 128 tokens). ``static``: a static
+    embedder's manifest instead of the ONNX model (no cache: it embeds 25k prompts in
+    seconds)."""
+    data = load_quality_data(data_dir)
+    texts = [t[:MAX_CHARS] for t in data.texts]
+    ref = [t[:MAX_CHARS] for t in read_prompts(reference)] if reference is not None else []
+    if static is not None:
+        table = load_static_embedder(static, max_tokens=128, cache_entries=0)
+        emb = table.embed_many(list(data.texts) + ref)
+        return Inputs(data, emb, feature_matrix(texts + ref), len(ref))
     manifest = models / "embedder" / "manifest.json"
     sha = json.loads(manifest.read_text())["files"]["model_int8.onnx"]
-    data = load_quality_data(data_dir)
     embedder = load_embedder(manifest, max_tokens=128, threads=2)
-    texts = [t[:MAX_CHARS] for t in data.texts]
     emb = embed_cached(data.texts, embedder, cache / "embeddings.npz", sha)
-    ref = [t[:MAX_CHARS] for t in read_prompts(reference)] if reference is not None else []
     if ref:
         emb = np.concatenate([emb, embedder.embed_many(ref)])
     return Inputs(data, emb, feature_matrix(texts + ref), len(ref))
@@ -238,6 +252,19 @@ def print_row(result: dict[str, Any], seconds: float) -> None:
     )
 
 
+def print_families(result: dict[str, Any]) -> None:
+    """The per-family lines of one row (APGR, CPT, share and lift at the bar)."""
+    print("| held-out family | APGR | CPT(50%) | CPT(80%) | premium share | lift over random |")
+    print("|---|---|---|---|---|---|")
+    for c in COLUMNS:
+        if c in result["apgr"]:
+            print(
+                f"| {c} | {result['apgr'][c]:.3f} | {result['cpt50'][c]:.1%} | "
+                f"{result['cpt80'][c]:.1%} | {result['share'][c]:.1%} | "
+                f"{result['lift'][c]:+.3f} |"
+            )
+
+
 def print_within(inputs: Inputs) -> None:
     """APGR by 5-fold CV inside each family, for two label designs (ridge, alpha 0.1)."""
     print("| label (ridge a=0.1, 5-fold CV inside the family) | " + " | ".join(FAMILIES) + " |")
@@ -274,8 +301,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="instead: 5-fold CV inside each family (the learnable ceiling)",
     )
+    parser.add_argument(
+        "--static", type=Path, help="embed with this static embedder manifest instead"
+    )
+    parser.add_argument("--per-family", action="store_true", help="per-family lines per row")
     args = parser.parse_args(argv)
-    inputs = load_inputs(args.data, args.cache, args.models, args.reference)
+    inputs = load_inputs(args.data, args.cache, args.models, args.reference, args.static)
     if args.within:
         print_within(inputs)
         return 0
@@ -289,6 +320,8 @@ def main(argv: list[str] | None = None) -> int:
         result = row(config, run(inputs, config, args.share, args.calibration == "traffic"))
         rows.append(result)
         print_row(result, time.perf_counter() - start)
+        if args.per_family:
+            print_families(result)
     if args.out:
         args.out.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return 0
