@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/static_embedding.py speed [--static M ...]
     .venv/bin/python benchmarks/static_embedding.py validate --static M [M ...]
+    .venv/bin/python benchmarks/static_embedding.py need [--static M]
 
 ``speed``: CPU and wall microseconds per ``embed`` of a short prompt and a ~450-token
 prompt, one thread, each embedder in its own fresh process (no shared warm state),
@@ -12,6 +13,11 @@ that are not in the held-out 20% (``datasets.holdout``): those rows are split ag
 sha256("validation:" + prompt) into 75% fit / 25% validation. The held-out split and
 models/realistic_eval.jsonl are never read, so a variant chosen here is not chosen on the
 figures reported for it (benchmarks/routing_accuracy.py, quality_experiments).
+
+``need``: the shipped need recipe (``quality_train.Recipe``: ridge, ``pair``, alpha 1) fitted
+on all 25.5k rows with each embedder, its premium bar set at ``premiumShare`` 0.3 on the
+reference prompts, then the share of models/realistic_eval.jsonl above the bar per
+category, and the rank correlation of the two models' needs on those prompts.
 """
 
 from __future__ import annotations
@@ -32,7 +38,11 @@ from extproc.routing.categories import LLMROUTER_TASKS
 from extproc.routing.datasets import Labelled, holdout, read_labelled
 from extproc.routing.embedder import load_embedder
 from extproc.routing.metrics import accuracy
-from extproc.routing.router import cut
+from extproc.routing.quality_experiments import load_inputs, target
+from extproc.routing.quality_features import feature_matrix
+from extproc.routing.quality_loso import balanced_weights
+from extproc.routing.quality_train import Recipe, fit_all
+from extproc.routing.router import cut, question
 from extproc.routing.spec import EmbeddingText
 from extproc.routing.static_embedder import load_static_embedder
 from extproc.routing.train import fit_model
@@ -51,6 +61,10 @@ from routing_latency import SHORT, long_prompt
 kind, manifest, max_tokens, n = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 if kind == "minilm":
     from extproc.routing.embedder import load_embedder
+from extproc.routing.quality_experiments import load_inputs, target
+from extproc.routing.quality_features import feature_matrix
+from extproc.routing.quality_loso import balanced_weights
+from extproc.routing.quality_train import Recipe, fit_all
     emb = load_embedder(manifest, max_tokens=max_tokens, threads=1, cache_entries=0)
 else:
     from extproc.routing.static_embedder import load_static_embedder
@@ -181,9 +195,56 @@ def validate(args: argparse.Namespace) -> None:
             print(f"| {manifest.parent.name} | {max_tokens} | {cells} |", flush=True)
 
 
+def realistic_needs(static: Path | None, texts: list[str]) -> tuple[np.ndarray, float]:
+    """Needs of ``texts`` under the shipped recipe refitted with one embedder, and the bar
+    of ``premiumShare`` 0.3 on the reference prompts."""
+    inputs = load_inputs(
+        DATA,
+        ROOT / ".cache" / "quality",
+        ROOT / "models",
+        ROOT / "models" / "prompts.jsonl",
+        static,
+    )
+    n = len(inputs.data.texts)
+    recipe = Recipe()
+    x = inputs.x("both")
+    fitted = fit_all(
+        x[:n],
+        target(inputs, recipe.label, recipe.rank),
+        balanced_weights(inputs.data.family),
+        recipe,
+    )
+    bar = float(np.quantile(fitted.predict(x[inputs.reference]), 0.7))
+    if static is None:
+        emb = load_embedder(MINILM, max_tokens=128, threads=1).embed_many(texts)
+    else:
+        emb = load_static_embedder(static, max_tokens=128).embed_many(texts)
+    needs = fitted.predict(np.concatenate([emb, feature_matrix(texts)], axis=1))
+    return np.asarray(needs), bar
+
+
+def need(args: argparse.Namespace) -> None:
+    test = read_labelled([ROOT / "models" / "realistic_eval.jsonl"])
+    options = EmbeddingText()
+    texts = [cut(question(t, options), options) for t in test.texts]
+    labels = np.array(test.labels)
+    runs = {"minilm int8": realistic_needs(None, texts)}
+    runs[f"static {args.static[0].parent.name}"] = realistic_needs(args.static[0], texts)
+    cats = sorted(set(test.labels))
+    print("| need model | " + " | ".join(cats) + " | all |")
+    print("|---" * (len(cats) + 2) + "|")
+    for name, (needs, bar) in runs.items():
+        above = needs >= bar
+        cells = " | ".join(f"{above[labels == c].mean():.0%}" for c in cats)
+        print(f"| {name} | {cells} | {above.mean():.0%} |")
+    (a, _), (b, _) = runs.values()
+    rho = np.corrcoef(np.argsort(np.argsort(a)), np.argsort(np.argsort(b)))[0, 1]
+    print(f"# Spearman rank correlation of the two needs on these prompts: {rho:.3f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["speed", "validate"])
+    parser.add_argument("what", choices=["speed", "validate", "need"])
     parser.add_argument(
         "--static",
         type=Path,
@@ -195,7 +256,7 @@ def main() -> None:
     parser.add_argument("--n-minilm", type=int, default=300)
     parser.add_argument("--n-static", type=int, default=3000)
     args = parser.parse_args()
-    {"speed": speed, "validate": validate}[args.what](args)
+    {"speed": speed, "validate": validate, "need": need}[args.what](args)
 
 
 if __name__ == "__main__":

@@ -162,6 +162,9 @@ def configs() -> list[Config]:
         ),
         Config("ridge ladder-rank, features only", "ridge", "ladder", True, "feats", 0.01),
         Config("ridge ladder-rank, embedding only", "ridge", "ladder", True, "emb", 0.01),
+        # The shipped recipe without one of its inputs: how much the embedder matters.
+        Config("ridge pair a=1, features only", "ridge", "pair", False, "feats", 1.0),
+        Config("ridge pair a=1, embedding only", "ridge", "pair", False, "emb", 1.0),
         Config("logistic pair", "logistic", "pair", False, "both", 0.01),
         Config("logistic ladder-rank", "logistic", "ladder", True, "both", 0.01),
         Config("knn50 pair", "knn", "pair", False, "emb", 50),
