@@ -61,10 +61,6 @@ from routing_latency import SHORT, long_prompt
 kind, manifest, max_tokens, n = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 if kind == "minilm":
     from extproc.routing.embedder import load_embedder
-from extproc.routing.quality_experiments import load_inputs, target
-from extproc.routing.quality_features import feature_matrix
-from extproc.routing.quality_loso import balanced_weights
-from extproc.routing.quality_train import Recipe, fit_all
     emb = load_embedder(manifest, max_tokens=max_tokens, threads=1, cache_entries=0)
 else:
     from extproc.routing.static_embedder import load_static_embedder

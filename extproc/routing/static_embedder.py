@@ -7,9 +7,10 @@ prompt costs tens of microseconds instead of milliseconds (``benchmarks/static_e
 The public surface is the one of :class:`extproc.routing.embedder.Embedder`, so the
 router, the trainers and the scorers can take either.
 
-Input is bounded: at most ``max_tokens`` tokens (8..512) are read, from the head or the
-tail. The vectors file is read with ``allow_pickle=False`` after its sha256 matched the
-manifest; nothing else is opened.
+Input is bounded: at most ``max_tokens`` tokens (8..512) are kept, from the head or the
+tail, and only ``max_tokens * CHARS_PER_TOKEN`` characters are tokenized, so the cost of
+one call is bounded whatever the caller passes. The vectors file is read with
+``allow_pickle=False`` after its sha256 matched the manifest; nothing else is opened.
 """
 
 from __future__ import annotations
@@ -26,6 +27,11 @@ from extproc.routing.text_cache import TextCache
 
 Vector = npt.NDArray[np.float32]
 MAX_TOKENS_LIMIT = 512
+# Characters read per allowed token before tokenizing: the tokenizer works on the whole
+# string before it truncates, so without a cut a 1 MB prompt would cost its full length.
+# English WordPiece tokens average 4-5 characters; 32 leaves room for long words and
+# whitespace runs, and bounds the work at 16k characters for 512 tokens.
+CHARS_PER_TOKEN = 32
 DEFAULT_CACHE_ENTRIES = 4096
 
 
@@ -39,10 +45,13 @@ class StaticEmbedder:
         max_tokens: int,
         model: str,
         cache_entries: int = 0,
+        keep: str = "head",
     ) -> None:
         self._vectors = vectors
         self._tokenizer = tokenizer
         self._fallback = np.asarray([tokenizer.token_to_id("[UNK]") or 0], dtype=np.int64)
+        self._chars = max_tokens * CHARS_PER_TOKEN
+        self._tail = keep == "tail"
         self.max_tokens = max_tokens
         self.model = model
         self.cache: TextCache[Vector] | None = TextCache(cache_entries) if cache_entries else None
@@ -65,7 +74,7 @@ class StaticEmbedder:
             hit = cache.get(text)
             if hit is not None:
                 return hit
-        ids = self._tokenizer.encode(text, add_special_tokens=False).ids
+        ids = self._tokenizer.encode(self._bounded(text), add_special_tokens=False).ids
         vec = self._pool(np.asarray(ids, dtype=np.int64))
         if cache is not None:
             vec.flags.writeable = False
@@ -77,7 +86,8 @@ class StaticEmbedder:
         out = np.zeros((len(texts), self.dimensions), dtype=np.float32)
         if not texts:
             return out
-        encs = self._tokenizer.encode_batch(list(texts), add_special_tokens=False)
+        bounded = [self._bounded(t) for t in texts]
+        encs = self._tokenizer.encode_batch(bounded, add_special_tokens=False)
         for row, enc in enumerate(encs):
             out[row] = self._pool(np.asarray(enc.ids, dtype=np.int64))
         return out
@@ -96,6 +106,13 @@ class StaticEmbedder:
             if on_batch is not None:
                 on_batch(len(chunk))
         return out
+
+    def _bounded(self, text: str) -> str:
+        """``text`` cut to the characters its kept tokens can come from (see
+        ``CHARS_PER_TOKEN``), from the end that truncation keeps."""
+        if len(text) <= self._chars:
+            return text
+        return text[-self._chars :] if self._tail else text[: self._chars]
 
     def _pool(self, ids: npt.NDArray[np.int64]) -> Vector:
         """Normalised sum of the rows of ``ids`` (``[UNK]`` for a text without tokens);
@@ -141,4 +158,4 @@ def load_static_embedder(
         raise ArtefactError(
             f"{path}: {vectors.shape[0]} rows for a vocabulary of {tokenizer.get_vocab_size()}"
         )
-    return StaticEmbedder(vectors, tokenizer, max_tokens, "vectors.npy", cache_entries)
+    return StaticEmbedder(vectors, tokenizer, max_tokens, "vectors.npy", cache_entries, keep)

@@ -12,7 +12,11 @@ import pytest
 
 from extproc.routing.artefacts import ArtefactError, sha256_file
 from extproc.routing.static_distill import Options, distil, pca, write_artefact
-from extproc.routing.static_embedder import StaticEmbedder, load_static_embedder
+from extproc.routing.static_embedder import (
+    CHARS_PER_TOKEN,
+    StaticEmbedder,
+    load_static_embedder,
+)
 
 from .conftest import MODELS
 
@@ -55,6 +59,9 @@ def test_input_is_cut_at_max_tokens() -> None:
     assert np.array_equal(short.embed(head + " kubernetes terraform" * 500), short.embed(head))
     tail = load_static_embedder(STATIC / "manifest.json", max_tokens=16, keep="tail")
     assert np.array_equal(tail.embed("kubernetes terraform " * 500 + head), tail.embed(head))
+    # Only max_tokens * CHARS_PER_TOKEN characters are tokenized: a huge text costs no more.
+    huge = "x" * (16 * CHARS_PER_TOKEN) + " kubernetes" * 100_000
+    assert np.array_equal(short.embed(huge), short.embed("x" * (16 * CHARS_PER_TOKEN)))
     with pytest.raises(ArtefactError, match="maxTokens"):
         load_static_embedder(STATIC / "manifest.json", max_tokens=513)
 
