@@ -46,6 +46,7 @@ class StaticEmbedder:
         model: str,
         cache_entries: int = 0,
         keep: str = "head",
+        fingerprint: str = "",
     ) -> None:
         self._vectors = vectors
         self._tokenizer = tokenizer
@@ -54,6 +55,9 @@ class StaticEmbedder:
         self._tail = keep == "tail"
         self.max_tokens = max_tokens
         self.model = model
+        # sha256 of vectors.npy: what artefacts trained on these vectors record as their
+        # embedder (extproc.routing.artefacts.check_embedder), never MiniLM's.
+        self.fingerprint = fingerprint
         self.cache: TextCache[Vector] | None = TextCache(cache_entries) if cache_entries else None
 
     def cached(self, text: str) -> bool:
@@ -158,4 +162,7 @@ def load_static_embedder(
         raise ArtefactError(
             f"{path}: {vectors.shape[0]} rows for a vocabulary of {tokenizer.get_vocab_size()}"
         )
-    return StaticEmbedder(vectors, tokenizer, max_tokens, "vectors.npy", cache_entries, keep)
+    fingerprint = str(manifest.data["files"]["vectors.npy"])
+    return StaticEmbedder(
+        vectors, tokenizer, max_tokens, "vectors.npy", cache_entries, keep, fingerprint
+    )

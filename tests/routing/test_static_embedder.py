@@ -33,6 +33,8 @@ def test_unit_vectors_of_the_manifest_dimensions(static: StaticEmbedder) -> None
     batch = static.embed_batch(texts)
     manifest = json.loads((STATIC / "manifest.json").read_text())
     assert static.dimensions == manifest["dimensions"] == batch.shape[1]
+    # Artefacts trained on these vectors are told apart from MiniLM's by this hash.
+    assert static.fingerprint == manifest["files"]["vectors.npy"]
     assert batch.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(batch, axis=1), 1.0, atol=1e-5)
     np.testing.assert_allclose(np.stack([static.embed(t) for t in texts]), batch, atol=1e-6)
