@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/routing_accuracy.py strongweak
     .venv/bin/python benchmarks/routing_accuracy.py realistic [--static M]
 
-``--static models/embedder-static/manifest.json`` embeds with the static (distilled)
+``--static models/static/embedder/manifest.json`` embeds with the static (distilled)
 embedder instead of the ONNX model (``categories`` and ``realistic``).
 
 Reads data from ../shared/data/routing (never copied), embeds it with the shipped ONNX

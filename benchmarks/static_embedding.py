@@ -257,7 +257,7 @@ def main() -> None:
         "--static",
         type=Path,
         nargs="*",
-        default=[ROOT / "models" / "embedder-static" / "manifest.json"],
+        default=[ROOT / "models" / "static" / "embedder" / "manifest.json"],
     )
     parser.add_argument("--max-tokens", type=int, nargs="*", default=[128])
     parser.add_argument("--minilm", action="store_true", help="validate: MiniLM row too")

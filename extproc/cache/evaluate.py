@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from extproc.cache.keys import literals
-from extproc.routing.embedder import Embedder
+from extproc.routing.embedders import TextEmbedder
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +62,7 @@ def load_set(path: Path) -> list[dict[str, Any]]:
 
 
 def threshold_table(
-    embedder: Embedder, rows: Sequence[dict[str, Any]], thresholds: Sequence[float]
+    embedder: TextEmbedder, rows: Sequence[dict[str, Any]], thresholds: Sequence[float]
 ) -> list[ThresholdRow]:
     """The precision and recall of each threshold on ``rows`` (see the module)."""
     stored = embedder.embed_many([r["question"] for r in rows])

@@ -16,7 +16,6 @@ scoring bypass it.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -188,10 +187,3 @@ def load_embedder(
         raise ArtefactError(f"{manifest.file(name)}: onnxruntime refused the model: {exc}") from exc
     fingerprint = str(manifest.data["files"].get(name, ""))
     return Embedder(session, tokenizer, max_tokens, name, cache_entries, fingerprint)
-
-
-def timed_embed(embedder: Embedder, text: str) -> tuple[Vector, float]:
-    """``embed`` plus its wall time in milliseconds (for ``Classification.embed_ms``)."""
-    start = time.perf_counter()
-    vec = embedder.embed(text)
-    return vec, (time.perf_counter() - start) * 1000.0

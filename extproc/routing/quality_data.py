@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from extproc.routing.embedder import Embedder
+from extproc.routing.embedders import TextEmbedder
 
 ROUTELLM_STRONG, ROUTELLM_WEAK = "gpt-4-1106-preview", "mistralai/Mixtral-8x7B-Instruct-v0.1"
 PRO_STRONG, PRO_WEAK = "gemini-1.5-pro-002", "Mixtral-8x7B-Instruct-v0.1"
@@ -238,7 +238,7 @@ def data_hashes(root: Path) -> dict[str, str]:
 
 
 def embed_cached(
-    texts: tuple[str, ...], embedder: Embedder, cache: Path, embedder_sha: str
+    texts: tuple[str, ...], embedder: TextEmbedder, cache: Path, embedder_sha: str
 ) -> npt.NDArray[np.float32]:
     """Embeddings of ``texts``, reusing ``cache`` (an npz keyed by text sha256 and the
     embedder's hash); only texts not yet cached are embedded, then the cache is rewritten."""

@@ -4,7 +4,7 @@ One command regenerates the comparison table of docs/routing.md::
 
     .venv/bin/python -m extproc.routing.quality_experiments \\
         --data ../shared/data/routing --cache .cache/quality [--only NAME ...] \\
-        [--static models/embedder-static/manifest.json] [--per-family]
+        [--static models/static/embedder/manifest.json] [--per-family]
 
 The prompts are embedded once with the shipped int8 embedder (first 128 tokens, as
 served) and cached in ``--cache`` (keyed by text hash and embedder hash), so reruns only
@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from extproc.routing.embedder import load_embedder
+from extproc.routing.embedders import embedder_kind, load_text_embedder
 from extproc.routing.quality_data import QualityData, embed_cached, load_quality_data
 from extproc.routing.quality_features import FEATURE_NAMES, feature_matrix
 from extproc.routing.quality_fit import fit_logistic, fit_mlp, fit_ridge, knn_smooth
@@ -38,7 +38,6 @@ from extproc.routing.quality_loso import (
     within_family_cv,
 )
 from extproc.routing.spec import EmbeddingText
-from extproc.routing.static_embedder import load_static_embedder
 
 Array = npt.NDArray[Any]
 DEFAULT_SHARE = 0.3
@@ -199,24 +198,23 @@ def load_inputs(
     models: Path,
     reference: Path | None = None,
     static: Path | None = None,
+    embedder: str = "embedder",
 ) -> Inputs:
     """Data rows (embedded through the cache) plus the reference prompts, if any, cut and
-    embedded as served (first 2000 characters, 128 tokens). ``static``: a static
-    embedder's manifest instead of the ONNX model (no cache: it embeds 25k prompts in
-    seconds)."""
+    embedded as served (first 2000 characters, 128 tokens), with ``models/embedder``
+    (any kind) or the manifest ``static``. A static embedder is not cached: it embeds
+    25k prompts in seconds."""
     data = load_quality_data(data_dir)
     texts = [t[:MAX_CHARS] for t in data.texts]
     ref = [t[:MAX_CHARS] for t in read_prompts(reference)] if reference is not None else []
-    if static is not None:
-        table = load_static_embedder(static, max_tokens=128, cache_entries=0)
-        emb = table.embed_many(list(data.texts) + ref)
-        return Inputs(data, emb, feature_matrix(texts + ref), len(ref))
-    manifest = models / "embedder" / "manifest.json"
-    sha = json.loads(manifest.read_text())["files"]["model_int8.onnx"]
-    embedder = load_embedder(manifest, max_tokens=128, threads=2)
-    emb = embed_cached(data.texts, embedder, cache / "embeddings.npz", sha)
+    manifest = static or models / embedder / "manifest.json"
+    model = load_text_embedder(manifest, max_tokens=128, threads=2, cache_entries=0)
+    if embedder_kind(manifest) == "embedder":
+        emb = embed_cached(data.texts, model, cache / "embeddings.npz", model.fingerprint)
+    else:
+        emb = model.embed_many(list(data.texts))
     if ref:
-        emb = np.concatenate([emb, embedder.embed_many(ref)])
+        emb = np.concatenate([emb, model.embed_many(ref)])
     return Inputs(data, emb, feature_matrix(texts + ref), len(ref))
 
 

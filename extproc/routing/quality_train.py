@@ -16,7 +16,7 @@ code for byte-reproduction on a small fixture).
 from __future__ import annotations
 
 import argparse
-import json
+import shlex
 import sys
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from extproc.routing.embedders import load_text_embedder
 from extproc.routing.quality_artefact import save_need_model
 from extproc.routing.quality_data import data_hashes
 from extproc.routing.quality_experiments import (
@@ -105,6 +106,10 @@ def train(inputs: Inputs, recipe: Recipe, out: Path, meta: Mapping[str, Any]) ->
     )
 
 
+def _recipe(argv: list[str]) -> str:
+    return "python -m extproc.routing.quality_train " + " ".join(shlex.quote(a) for a in argv)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Train the shipped need model (models/quality).")
     parser.add_argument("--data", type=Path, default=Path("../shared/data/routing"))
@@ -112,9 +117,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", type=Path, default=Path("models"))
     parser.add_argument("--out", type=Path, default=Path("models/quality"))
     parser.add_argument("--reference", type=Path, default=Path("models/prompts.jsonl"))
+    parser.add_argument(
+        "--embedder",
+        default="embedder",
+        help="embedder directory under --models (any kind: e.g. static/embedder)",
+    )
     args = parser.parse_args(argv)
-    inputs = load_inputs(args.data, args.cache, args.models, args.reference)
-    embedder = json.loads((args.models / "embedder" / "manifest.json").read_text())
+    inputs = load_inputs(args.data, args.cache, args.models, args.reference, None, args.embedder)
+    manifest = args.models / args.embedder / "manifest.json"
+    fingerprint = load_text_embedder(manifest, cache_entries=0).fingerprint
     recipe = Recipe()
     metrics = row(recipe.config(), run(inputs, recipe.config(), DEFAULT_SHARE))
     metrics["evaluation"] = (
@@ -122,11 +133,11 @@ def main(argv: list[str] | None = None) -> int:
         f"{DEFAULT_SHARE} calibrated on the reference prompts"
     )
     meta = {
-        "recipe": RECIPE,
+        "recipe": RECIPE if args.embedder == "embedder" else _recipe(sys.argv[1:]),
         "source": "RouteLLM MMLU responses (lm-sys/RouteLLM, Apache-2.0), MMLU-Pro model "
         "outputs (TIGER-AI-Lab/MMLU-Pro, Apache-2.0/MIT), RouterBench ARC/MBPP/Winogrande "
         "(withmartian, MIT, via shuhao02/RouterDC), LLMRouter dcrouter (ulab-uiuc, MIT)",
-        "embedder_sha256": embedder["files"]["model_int8.onnx"],
+        "embedder_sha256": fingerprint,
         "data": data_hashes(args.data),
         "metrics": metrics,
         "reference": "models/prompts.jsonl (RouteIQ's own prompts, Apache-2.0): the shipped "

@@ -27,7 +27,12 @@ from extproc.routing.ab import Splitter
 from extproc.routing.artefacts import ArtefactError, check_embedder
 from extproc.routing.categories import DEFAULT_CATEGORY_TIERS
 from extproc.routing.classifiers import Matrix
-from extproc.routing.embedder import DEFAULT_CACHE_ENTRIES, Embedder, load_embedder, timed_embed
+from extproc.routing.embedders import (
+    DEFAULT_CACHE_ENTRIES,
+    TextEmbedder,
+    load_text_embedder,
+    timed_embed,
+)
 from extproc.routing.few_shot import asked_question
 from extproc.routing.quality import (
     QualityRule,
@@ -143,7 +148,7 @@ class Router:
     """Built by :func:`build_router`; immutable and shared by every request of a snapshot."""
 
     spec: RoutingSpec
-    embedder: Embedder
+    embedder: TextEmbedder
     models: Mapping[str, LoadedModel]
     scorer: LoadedModel | None
     tiers: Mapping[str, str]
@@ -375,7 +380,7 @@ class Router:
 
 
 def _quality_rule(
-    spec: RoutingSpec, root: Path, base_dir: Path, embedder: Embedder
+    spec: RoutingSpec, root: Path, base_dir: Path, embedder: TextEmbedder
 ) -> QualityRule | None:
     cq = spec.cost_quality
     if cq is None:
@@ -402,7 +407,7 @@ def build_router(spec: RoutingSpec, base_dir: Path) -> Router:
             f"routing modelsDir {root} does not exist (set spec.routing.modelsDir, relative "
             "to the config file, to a directory holding the embedder and classifiers)"
         )
-    embedder = load_embedder(
+    embedder = load_text_embedder(
         root / spec.embedder / "manifest.json",
         max_tokens=spec.embedding.max_tokens,
         threads=spec.threads,

@@ -15,8 +15,9 @@ One command (serving venv: onnxruntime + tokenizers + numpy; ``--weighting sif``
 the ``wordfreq`` package) writes ``vectors.npy`` (float16), the tokenizer and a
 manifest::
 
-    OMP_NUM_THREADS=1 .venv/bin/python -m extproc.routing.static_distill \\
-        --out models/embedder-static
+    OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 .venv/bin/python -m \\
+        extproc.routing.static_distill --pooling mean --dims 384 --weighting none \\
+        --out models/static/embedder
 
 Same model, same options, one thread: same bytes (the recipe is run twice to check).
 """
@@ -60,7 +61,9 @@ class Options:
 
     pooling: str = "mean"
     dims: int = 384
-    weighting: str = "sif"
+    # "none": the shipped choice, licence-clean (sif's counts are CC-BY-SA data) and
+    # within a point of sif on the validation split (docs/routing.md, "Static embedder").
+    weighting: str = "none"
     batch: int = 512
 
 
@@ -177,7 +180,7 @@ def recipe(options: Options, out: Path) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--embedder", type=Path, default=Path("models/embedder/manifest.json"))
-    parser.add_argument("--out", type=Path, default=Path("models/embedder-static"))
+    parser.add_argument("--out", type=Path, default=Path("models/static/embedder"))
     parser.add_argument("--pooling", choices=POOLINGS, default=Options.pooling)
     parser.add_argument("--dims", type=int, default=Options.dims, help="PCA dims; 0: no PCA")
     parser.add_argument("--weighting", choices=WEIGHTINGS, default=Options.weighting)

@@ -1,6 +1,6 @@
 """Static sentence embeddings: the mean of per-token vectors distilled from MiniLM.
 
-``models/embedder-static`` (made by :mod:`extproc.routing.static_distill`) holds one
+``models/static/embedder`` (made by :mod:`extproc.routing.static_distill`) holds one
 vector per WordPiece token, already weighted. A text's embedding is the L2-normalised
 sum of its tokens' rows: a tokenization, a gather and a sum, no model run, so a short
 prompt costs tens of microseconds instead of milliseconds (``benchmarks/static_embedding.py``).

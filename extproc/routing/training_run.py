@@ -21,9 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from extproc.routing.artefacts import sha256_file
 from extproc.routing.datasets import file_sha256, holdout, read_labelled, read_strong_weak
-from extproc.routing.embedder import load_embedder
+from extproc.routing.embedders import load_text_embedder
 from extproc.routing.metrics import accuracy, strong_weak_report
 from extproc.routing.progress import Progress
 from extproc.routing.router import default_models_dir
@@ -59,7 +58,7 @@ def _licence(path: Path) -> str:
 def train_command(args: argparse.Namespace) -> int:
     """Fit and save; prints the metrics; returns an exit code."""
     manifest = args.embedder or default_models_dir() / "embedder" / "manifest.json"
-    emb = load_embedder(manifest)
+    emb = load_text_embedder(manifest, threads=2, cache_entries=0)
     params = _params(args.param)
     files = [*args.data, *args.extra]
     data_info = {
@@ -78,7 +77,7 @@ def train_command(args: argparse.Namespace) -> int:
         arrays,
         fitted,
         kind=kind,
-        embedder_sha256=sha256_file(manifest.parent / emb.model),
+        embedder_sha256=emb.fingerprint,
         data=data_info,
         metrics=metrics,
         recipe=recipe,

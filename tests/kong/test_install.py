@@ -125,6 +125,9 @@ def test_the_install_is_the_wheel_not_the_checkout(installed: Installed) -> None
     assert out[0].startswith(venv) and out[1].startswith(venv), out
     assert out[1].endswith("routeiq_models")
     assert (Path(out[1]) / "embedder" / "model_int8.onnx").is_file()
+    static = Path(out[1]) / "static"  # the static set ships too (package data, one level down)
+    for name in ("embedder/vectors.npy", "centroid/weights.npz", "quality/weights.npz"):
+        assert (static / name).is_file(), name
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from extproc.routing.static_embedder import (
 
 from .conftest import MODELS
 
-STATIC = MODELS / "embedder-static"
+STATIC = MODELS / "static" / "embedder"
 
 
 @pytest.fixture(scope="module")
