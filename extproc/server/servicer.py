@@ -18,6 +18,11 @@ class ExternalProcessor(pb_grpc.ExternalProcessorServicer):  # type: ignore[misc
     A failing phase never ends the stream silently: Envoy would then apply its own
     failure mode with an empty 500. The processor answers per the operator's
     ``failureMode`` instead.
+
+    Once the processor has given the last answer the stream needs
+    (``Processor.finished``), the handler returns: the stream ends here with status OK
+    instead of waiting for Envoy's close, whose reset would cancel a pending read and
+    leak native memory in grpc.aio on every request (see ``extproc.server.processor``).
     """
 
     def __init__(self, runtime: Runtime) -> None:
@@ -42,6 +47,8 @@ class ExternalProcessor(pb_grpc.ExternalProcessorServicer):  # type: ignore[misc
                 self.runtime.count_error(f"servicer_{phase}")
                 response = processor.on_failure(phase)
             await write(response)
+            if processor.finished:
+                return
 
 
 def add_to_server(server: grpc.aio.Server, runtime: Runtime) -> None:
