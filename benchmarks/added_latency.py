@@ -26,7 +26,7 @@ loop every stream waits on; the rest is gRPC's I/O threads, the analysis thread 
 embeds prompts, and the decision-log writer).
 Nothing is asserted; the targets of the hot-path work are printed as met / not met.
 
-    .venv/bin/python benchmarks/added_latency.py [--seconds 12] [--warmup 3]
+    .venv/bin/python benchmarks/added_latency.py [--seconds 12] [--warmup 3] [--static]
 """
 
 from __future__ import annotations
@@ -176,9 +176,17 @@ def targets(rows: dict[str, Row], direct: dict[int, LoadResult]) -> list[str]:
     return [f"  {'met    ' if ok else 'NOT met'}  {text}" for text, ok in checks]
 
 
-def with_routing_threads(config: Path, threads: int, work: Path) -> Path:
-    """A copy of ``config`` in ``work`` with ``spec.routing.threads`` set; every value
-    naming a file or directory relative to the config's own directory is made absolute."""
+# The static embedding set (docs/routing.md, "Static embedder"): three routing settings.
+STATIC_SET: dict[str, Any] = {
+    "embedder": "static/embedder",
+    "artefacts": {"centroid": "static/centroid"},
+}
+
+
+def with_routing(config: Path, work: Path, *, threads: int | None, static: bool) -> Path:
+    """A copy of ``config`` in ``work`` with ``spec.routing`` changed (``threads``; the
+    static set); every value naming a file or directory relative to the config's own
+    directory is made absolute."""
     base = config.resolve().parent
 
     def rebase(value: Any) -> Any:
@@ -192,8 +200,14 @@ def with_routing_threads(config: Path, threads: int, work: Path) -> Path:
         return value
 
     doc = rebase(yaml.safe_load(config.read_text()))
-    doc["spec"].setdefault("routing", {})["threads"] = threads
-    out = work / f"routeiq-threads-{threads}.yaml"
+    routing = doc["spec"].setdefault("routing", {})
+    if threads is not None:
+        routing["threads"] = threads
+    if static:
+        routing.update(STATIC_SET)
+        if routing.get("costQuality") is not None:
+            routing["costQuality"] = {**routing["costQuality"], "model": "static/quality"}
+    out = work / "routeiq-bench.yaml"
     out.write_text(yaml.safe_dump(doc, sort_keys=False))
     return out
 
@@ -244,8 +258,10 @@ def measure_all(
                 rows[key] = Row(name, args.rate, load, *(cpu or (None, None)))
 
         config = args.config
-        if args.routing_threads is not None:
-            config = with_routing_threads(args.config, args.routing_threads, work)
+        if args.routing_threads is not None or args.static:
+            config = with_routing(
+                args.config, work, threads=args.routing_threads, static=args.static
+            )
         routeiq_port = free_port()
         routeiq = start_routeiq(config, routeiq_port, work)
         with process(routeiq), proxy(work, up_port, routeiq_port) as port:
@@ -269,7 +285,8 @@ def run(args: argparse.Namespace, work: Path) -> int:
         f"load average at start {args.load_at_start:.2f}; latencies in ms, CPU ms per request"
     )
     threads = "" if args.routing_threads is None else f", routing.threads {args.routing_threads}"
-    print(f"routeiq config: {args.config.name}{threads}")
+    static = ", the static embedding set (models/static)" if args.static else ""
+    print(f"routeiq config: {args.config.name}{threads}{static}")
     print("\n".join(report(list(rows.values()), direct, rows["floor"])))
     print("targets (hot path):")
     print("\n".join(targets(rows, direct)))
@@ -289,6 +306,11 @@ def main() -> int:
     parser.add_argument("--config", type=Path, default=REPO / "config" / "routeiq.yaml")
     parser.add_argument(
         "--routing-threads", type=int, help="override spec.routing.threads of --config"
+    )
+    parser.add_argument(
+        "--static",
+        action="store_true",
+        help="route with the static embedding set (docs/routing.md, 'Static embedder')",
     )
     args = parser.parse_args()
     args.load_at_start = os.getloadavg()[0]

@@ -2,12 +2,14 @@
 
 Both grow with the input (a regex scan over every prompt text; an embedding of up to
 ``maxTokens`` tokens), so they run in one job on the ``Offload`` pool unless the job
-is known to be cheap: no classification needed or its embedding already cached, and
-a body small enough to scan inline. A job that cannot start (pool saturated) or does
-not finish within the per-request budget degrades instead of stalling: the request
-is routed without a classification (the profile's default tier) and, when detectors
-were due, the policy sees ``findings.scan_incomplete = 1`` so that it can keep such
-traffic in-cluster. ``degraded`` names what happened, for metrics and the log.
+is known to be cheap: no classification needed, its embedding already cached or the
+embedder cheap enough for a text this short (``inline_chars``: the static embedder's
+short texts; MiniLM never), and a body small enough to scan inline. A job that cannot
+start (pool saturated) or does not finish within the per-request budget degrades
+instead of stalling: the request is routed without a classification (the profile's
+default tier) and, when detectors were due, the policy sees
+``findings.scan_incomplete = 1`` so that it can keep such traffic in-cluster.
+``degraded`` names what happened, for metrics and the log.
 """
 
 from __future__ import annotations
@@ -67,7 +69,8 @@ def _cheap(request: ParsedRequest, router: Router | None, scan: bool) -> bool:
         return False
     if router is None:
         return True
-    return router.embedder.cached(embedding_text(request, router.spec.embedding))
+    text = embedding_text(request, router.spec.embedding)
+    return len(text) <= router.embedder.inline_chars or router.embedder.cached(text)
 
 
 async def analyze(

@@ -57,6 +57,9 @@ class Embedder:
         # sha256 of the model file: what the classifiers' manifests record as the
         # embedder they were trained on (extproc.routing.artefacts.check_embedder).
         self.fingerprint = fingerprint
+        # A model run costs milliseconds: a text not in the cache is never embedded on
+        # the event loop (extproc.pipeline.analyze), whatever its length.
+        self.inline_chars = 0
         self._inputs = {i.name for i in session.get_inputs()}
         self.cache: TextCache[Vector] | None = TextCache(cache_entries) if cache_entries else None
 

@@ -39,6 +39,8 @@ class TextEmbedder(Protocol):
     model: str
     fingerprint: str
     cache: TextCache[Vector] | None
+    # Texts up to this length are cheap enough to embed on the event loop (0: never).
+    inline_chars: int
 
     @property
     def dimensions(self) -> int: ...

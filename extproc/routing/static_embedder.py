@@ -33,6 +33,9 @@ MAX_TOKENS_LIMIT = 512
 # whitespace runs, and bounds the work at 16k characters for 512 tokens.
 CHARS_PER_TOKEN = 32
 DEFAULT_CACHE_ENTRIES = 4096
+# About 250 tokens: tokenizing at ~1.5 us per token plus the need model's text features
+# (0.2-0.3 ms at this length) stay well under a millisecond.
+INLINE_CHARS = 1000
 
 
 class StaticEmbedder:
@@ -58,6 +61,10 @@ class StaticEmbedder:
         # sha256 of vectors.npy: what artefacts trained on these vectors record as their
         # embedder (extproc.routing.artefacts.check_embedder), never MiniLM's.
         self.fingerprint = fingerprint
+        # Texts up to this many characters are embedded (and classified) on the event
+        # loop instead of the analysis pool: well under a millisecond of work, less than
+        # the hop to a thread and back costs a server (extproc.pipeline.analyze).
+        self.inline_chars = INLINE_CHARS
         self.cache: TextCache[Vector] | None = TextCache(cache_entries) if cache_entries else None
 
     def cached(self, text: str) -> bool:

@@ -181,3 +181,50 @@ async def test_past_the_budget_the_request_is_routed_without_classification() ->
         gate.set()
         pool.close()
         snapshot.close()
+
+
+STATIC_CONFIG = """
+apiVersion: routeiq.dev/v1alpha1
+kind: RoutingConfig
+metadata: {name: static}
+spec:
+  defaultBackend: eco
+  backends:
+    - {name: eco, cluster: eco, models: [small], tier: eco}
+    - {name: premium, cluster: premium, models: [large], tier: premium}
+  routing:
+    embedder: static/embedder
+    artefacts: {centroid: static/centroid}
+    costQuality: {premiumShare: 0.3, model: static/quality}
+"""
+
+
+async def test_a_cheap_embedder_classifies_short_texts_on_the_loop(tmp_path: Path) -> None:
+    """With the static embedder a short new prompt never waits for the pool (here: a
+    pool whose one thread is busy and whose queue is full), a long one still goes there.
+    MiniLM's ``inline_chars`` is 0: every new text goes to the pool."""
+    path = tmp_path / "routeiq.yaml"
+    path.write_text(STATIC_CONFIG)
+    snapshot = build_snapshot(path)
+    assert snapshot.router is not None and snapshot.router.embedder.inline_chars == 1000
+    pool = ThreadOffload(threads=1, timeout_s=2, max_pending=1)
+    gate = threading.Event()
+    held = asyncio.ensure_future(pool.run(lambda: gate.wait(10)))
+    await asyncio.sleep(0.01)
+
+    def request(text: str) -> ParsedRequest:
+        body = f'{{"model":"auto","messages":[{{"role":"user","content":"{text}"}}]}}'
+        return parse_request(
+            Endpoint.CHAT_COMPLETIONS, "POST", "/v1/chat/completions", {}, body.encode()
+        )
+
+    try:
+        short = await decide(request("Sort a list of numbers in Python."), snapshot, offload=pool)
+        assert short.degraded == () and short.classification is not None
+        long = await decide(request("Sort these numbers. " * 60), snapshot, offload=pool)
+        assert long.degraded == ("analysis_busy",) and long.classification is None
+    finally:
+        gate.set()
+        await held
+        pool.close()
+        snapshot.close()
