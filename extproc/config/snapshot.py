@@ -155,6 +155,14 @@ def build_snapshot(
             else None
         )
     router = build_router(spec.routing, base_dir) if with_router else None
+    semantic = spec.cache.enabled and spec.cache.semantic.enabled
+    if router is not None and semantic and not router.embedder.matches_paraphrases:
+        raise ConfigError(
+            f"cache.semantic needs an embedder that tells paraphrases from different "
+            f"questions; routing.embedder '{spec.routing.embedder}' does not (a static "
+            "embedder served wrong answers on most semantic hits, docs/cache.md): turn "
+            "cache.semantic off or route with the MiniLM embedder"
+        )
 
     return Snapshot(
         config=config,

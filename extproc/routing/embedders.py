@@ -41,6 +41,9 @@ class TextEmbedder(Protocol):
     cache: TextCache[Vector] | None
     # Texts up to this length are cheap enough to embed on the event loop (0: never).
     inline_chars: int
+    # Whether cosine similarity tells a paraphrase from a different question well enough
+    # for the semantic cache (measured on tests/cache/paraphrases.jsonl, docs/cache.md).
+    matches_paraphrases: bool
 
     @property
     def dimensions(self) -> int: ...

@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from extproc.config.errors import ConfigError
+from extproc.config.snapshot import build_snapshot
 from extproc.routing import build_router
 from extproc.routing.artefacts import ArtefactError
 from extproc.routing.embedder import Embedder
@@ -68,3 +70,28 @@ def test_the_static_set_routes() -> None:
 def test_mixing_the_sets_is_refused(override: dict[str, Any]) -> None:
     with pytest.raises(ArtefactError, match="trained on the embedder"):
         build_router(RoutingSpec.model_validate({**STATIC_SET, **override}), MODELS)
+
+
+def test_the_semantic_cache_refuses_the_static_embedder(tmp_path: Path) -> None:
+    """Cosine over a bag of tokens scores different questions sharing their words as
+    paraphrases (precision 0.27 at 0.92 on tests/cache/paraphrases.jsonl): a config that
+    would serve answers by meaning with it is refused, exact matching is fine."""
+    config: dict[str, Any] = {
+        "apiVersion": "routeiq.dev/v1alpha1",
+        "kind": "RoutingConfig",
+        "metadata": {"name": "static"},
+        "spec": {
+            "backends": [{"name": "eco", "cluster": "eco", "models": ["small"], "tier": "eco"}],
+            "routing": STATIC_SET,
+            "cache": {"enabled": True, "semantic": {"enabled": True}},
+        },
+    }
+    path = tmp_path / "routeiq.yaml"
+    path.write_text(json.dumps(config))
+    with pytest.raises(ConfigError, match=r"cache\.semantic needs an embedder"):
+        build_snapshot(path)
+    config["spec"]["cache"] = {"enabled": True}
+    path.write_text(json.dumps(config))
+    snapshot = build_snapshot(path)
+    assert snapshot.router is not None and not snapshot.router.embedder.matches_paraphrases
+    snapshot.close()
