@@ -15,7 +15,8 @@ To find where memory goes: ``--mix explicit`` or ``--mix auto`` splits the traff
 ``--env NAME=VALUE`` sets the server's environment (``MALLOC_ARENA_MAX=2``...), and
 ``--report FILE`` runs the server through ``serve_traced.py``, which appends its heap
 counters (and with ``--tracemalloc`` the Python allocation sites that grew) to FILE
-every minute.
+every minute, and ``--envoy-runtime NAME=VALUE`` sets an Envoy runtime flag on the
+proxy in front of RouteIQ (``envoy.reloadable_features.ext_proc_graceful_grpc_close``).
 
     .venv/bin/python benchmarks/soak.py [--minutes 10] [--rate 100]
 """
@@ -24,19 +25,27 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import random
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _stack import REPO, process_cpu_s, start_upstream
+from _stack import REPO, process_cpu_s, proxy_config, start_upstream
 from added_latency import auto_repeated, auto_short, explicit, process, proxy
 from open_loop import LoadResult, run_open_loop
 
-from extproc.demo.processes import ManagedProcess, free_port, start_routeiq, wait_for_port
+from extproc.demo.processes import (
+    ManagedProcess,
+    free_port,
+    start_envoy,
+    start_routeiq,
+    wait_for_port,
+)
 
 MIXES = ("mixed", "explicit", "auto")
 
@@ -79,6 +88,26 @@ def start_server(args: argparse.Namespace, port: int, work: Path) -> ManagedProc
     return proc
 
 
+@contextlib.contextmanager
+def routeiq_proxy(
+    work: Path, upstream_port: int, routeiq_port: int, runtime: list[str]
+) -> Iterator[int]:
+    """The shipped Envoy through RouteIQ, with ``runtime`` flags (``NAME=VALUE``) in a
+    static runtime layer; its listener port."""
+    if not runtime:
+        with proxy(work, upstream_port, routeiq_port) as port:
+            yield port
+        return
+    cfg, port, admin = proxy_config(upstream_port, routeiq_port)
+    flags = {name: value.lower() == "true" for name, value in (f.split("=", 1) for f in runtime)}
+    cfg["layered_runtime"] = {"layers": [{"name": "soak", "static_layer": flags}]}
+    envoy = start_envoy(cfg, work, admin, concurrency=1)
+    try:
+        yield port
+    finally:
+        envoy.stop()
+
+
 def rss_mib(pid: int) -> float:
     """Resident set size of ``pid`` in MiB (``/proc/<pid>/status``)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -104,6 +133,7 @@ def run(args: argparse.Namespace, work: Path) -> int:
         "auto": "auto with a new short text each",
     }[args.mix]
     env = f", server env {' '.join(args.env)}" if args.env else ""
+    env += f", Envoy runtime {' '.join(args.envoy_runtime)}" if args.envoy_runtime else ""
     print(
         f"open loop at {args.rate}/s, {traffic}{env}, {os.cpu_count()} cores, load average at "
         f"start {os.getloadavg()[0]:.2f}; latencies in ms, CPU ms per request, RSS MiB"
@@ -119,7 +149,10 @@ def run(args: argparse.Namespace, work: Path) -> int:
             print(line("direct", load, None, None), flush=True)
         routeiq_port = free_port()
         routeiq = start_server(args, routeiq_port, work)
-        with process(routeiq), proxy(work, up_port, routeiq_port) as port:
+        with (
+            process(routeiq),
+            routeiq_proxy(work, up_port, routeiq_port, args.envoy_runtime) as port,
+        ):
             for minute in range(1, args.minutes + 1):
                 bodies = bodies_for(args.mix, args.rate * 60, f"m{minute}-", seed=minute)
                 before = process_cpu_s(routeiq.pid)
@@ -139,6 +172,13 @@ def main() -> int:
     parser.add_argument("--mix", choices=MIXES, default="mixed", help="traffic kind")
     parser.add_argument(
         "--env", action="append", default=[], metavar="NAME=VALUE", help="server environment"
+    )
+    parser.add_argument(
+        "--envoy-runtime",
+        action="append",
+        default=[],
+        metavar="NAME=true|false",
+        help="Envoy runtime flag on the proxy in front of RouteIQ",
     )
     parser.add_argument("--report", type=Path, help="server memory report file (serve_traced)")
     parser.add_argument("--tracemalloc", action="store_true", help="with --report: trace Python")
