@@ -51,7 +51,9 @@ class StaticEmbedder:
         keep: str = "head",
         fingerprint: str = "",
     ) -> None:
-        self._vectors = vectors
+        # float32 in memory (47 MB for the shipped table, twice the float16 file): the
+        # gather and sum of one short text take about 5 us instead of 18 us.
+        self._vectors: npt.NDArray[np.float32] = np.ascontiguousarray(vectors, dtype=np.float32)
         self._tokenizer = tokenizer
         self._fallback = np.asarray([tokenizer.token_to_id("[UNK]") or 0], dtype=np.int64)
         self._chars = max_tokens * CHARS_PER_TOKEN
@@ -132,8 +134,7 @@ class StaticEmbedder:
     def _pool(self, ids: npt.NDArray[np.int64]) -> Vector:
         """Normalised sum of the rows of ``ids`` (``[UNK]`` for a text without tokens);
         the weights are baked into the rows, so the sum is the weighted mean's direction."""
-        rows = self._vectors[ids if len(ids) else self._fallback]
-        summed = np.add.reduce(rows, axis=0, dtype=np.float32)
+        summed = np.add.reduce(self._vectors.take(ids if len(ids) else self._fallback, axis=0))
         norm = float(np.sqrt(summed @ summed))
         result: Vector = summed / max(norm, 1e-12)
         return result
