@@ -7,7 +7,9 @@ server is RouteIQ's own work; what this server costs is grpc.aio's per-stream pr
 The stream is read and written the way ``extproc/server/servicer.py`` does
 (``context.read()``/``context.write()``), so the two differ only in what they compute.
 With ``--response-headers`` it also asks for the response headers and passes them on
-unchanged: the same three messages per request as RouteIQ's shipped config.
+unchanged: the same three messages per request as RouteIQ's shipped config. Like
+RouteIQ's servicer, it ends each stream itself (status OK) after the last answer the
+request needs, instead of waiting for Envoy to close it.
 
     .venv/bin/python benchmarks/floor_server.py --port 50061 [--cluster X] [--response-headers]
 """
@@ -68,6 +70,7 @@ def _responses(
 class FloorProcessor(pb_grpc.ExternalProcessorServicer):  # type: ignore[misc]
     def __init__(self, cluster: str, response_headers: bool = False) -> None:
         self._headers, self._body, self._other = _responses(cluster, response_headers)
+        self._last = "response_headers" if response_headers else "request_body"
 
     async def Process(
         self,
@@ -86,6 +89,8 @@ class FloorProcessor(pb_grpc.ExternalProcessorServicer):  # type: ignore[misc]
                 await write(self._body)
             else:
                 await write(self._other)
+            if phase == self._last:
+                return  # end the stream with OK after the last answer, as RouteIQ does
 
 
 async def serve(host: str, port: int, cluster: str, response_headers: bool) -> None:
