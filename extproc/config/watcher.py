@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 from extproc.config.errors import ConfigError
 from extproc.config.safe_yaml import MAX_FILE_BYTES, load_yaml, one_line
 from extproc.config.snapshot import Snapshot, build_snapshot
+from extproc.heap import release_free_heap
 from extproc.routing.router import resolve_models_dir
 from extproc.routing.spec import RoutingSpec
 
@@ -139,8 +140,10 @@ class ConfigWatcher:
         on_result: Callable[[bool], None] | None = None,
         log: logging.Logger | None = None,
         build_in_thread: bool = True,
+        retire_after_s: float = RETIRE_AFTER_S,
     ) -> None:
         self.config_path = config_path
+        self.retire_after_s = retire_after_s
         self._current = current
         self._swap = swap
         self.interval_s = interval_s
@@ -151,6 +154,9 @@ class ConfigWatcher:
         self._fingerprint = Fingerprint()
         self._seen = self._fingerprint(config_path)
         self._task: asyncio.Task[None] | None = None
+        self._retiring: set[asyncio.Task[None]] = set()
+        self.retired = 0
+        self.heap_releases = 0
         self.reloads = 0
         self.failures = 0
         self.last_error: str | None = None
@@ -216,8 +222,20 @@ class ConfigWatcher:
             self._on_result(True)
         self._log.info("config reloaded: version %s -> %s", old.version, snapshot.version)
         if old is not snapshot:
-            asyncio.get_running_loop().call_later(RETIRE_AFTER_S, old.close)
+            asyncio.get_running_loop().call_later(self.retire_after_s, self._retire, old)
         return True
+
+    def _retire(self, old: Snapshot) -> None:
+        """Close the old snapshot, then give the heap it held back (off the loop)."""
+        old.close()
+        self.retired += 1
+        task = asyncio.get_running_loop().create_task(self._release_heap())
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
+
+    async def _release_heap(self) -> None:
+        if await asyncio.to_thread(release_free_heap):
+            self.heap_releases += 1
 
     def _rejected(self, why: str) -> bool:
         self.failures += 1
