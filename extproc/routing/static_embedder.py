@@ -33,9 +33,11 @@ MAX_TOKENS_LIMIT = 512
 # whitespace runs, and bounds the work at 16k characters for 512 tokens.
 CHARS_PER_TOKEN = 32
 DEFAULT_CACHE_ENTRIES = 4096
-# About 250 tokens: tokenizing at ~1.5 us per token plus the need model's text features
-# (0.2-0.3 ms at this length) stay well under a millisecond.
-INLINE_CHARS = 1000
+# Texts this short are classified on the event loop (tokenizer, sum, need features,
+# centroid): at most 0.7 ms measured with adversarial 500-character texts (one token per
+# CJK character; 0.5 ms for digits or punctuation), less than the analysis pool's hop
+# costs a server. At 1000 characters the worst case was 1.2 ms.
+INLINE_CHARS = 500
 
 
 class StaticEmbedder:
@@ -64,8 +66,7 @@ class StaticEmbedder:
         # embedder (extproc.routing.artefacts.check_embedder), never MiniLM's.
         self.fingerprint = fingerprint
         # Texts up to this many characters are embedded (and classified) on the event
-        # loop instead of the analysis pool: well under a millisecond of work, less than
-        # the hop to a thread and back costs a server (extproc.pipeline.analyze).
+        # loop instead of the analysis pool (extproc.pipeline.analyze; see INLINE_CHARS).
         self.inline_chars = INLINE_CHARS
         # A bag of tokens: questions sharing their words score as paraphrases (precision
         # 0.27 at the semantic cache's 0.92 on its paraphrase set), so the semantic cache

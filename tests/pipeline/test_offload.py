@@ -206,7 +206,7 @@ async def test_a_cheap_embedder_classifies_short_texts_on_the_loop(tmp_path: Pat
     path = tmp_path / "routeiq.yaml"
     path.write_text(STATIC_CONFIG)
     snapshot = build_snapshot(path)
-    assert snapshot.router is not None and snapshot.router.embedder.inline_chars == 1000
+    assert snapshot.router is not None and snapshot.router.embedder.inline_chars == 500
     pool = ThreadOffload(threads=1, timeout_s=2, max_pending=1)
     gate = threading.Event()
     held = asyncio.ensure_future(pool.run(lambda: gate.wait(10)))
