@@ -43,8 +43,8 @@ from extproc.demo.processes import (
     ManagedProcess,
     free_port,
     start_envoy,
+    start_listening,
     start_routeiq,
-    wait_for_port,
 )
 
 MIXES = ("mixed", "explicit", "auto")
@@ -79,13 +79,7 @@ def start_server(args: argparse.Namespace, port: int, work: Path) -> ManagedProc
     command += ["--report", str(args.report.resolve()), "--every", "60"]
     if args.tracemalloc:
         command.append("--tracemalloc")
-    proc = ManagedProcess(command, work / f"routeiq-{port}.log", env=env)
-    try:
-        wait_for_port(port, 60, proc.proc)
-    except Exception:
-        proc.stop()
-        raise RuntimeError(f"routeiq did not start:\n{proc.output()[-3000:]}") from None
-    return proc
+    return start_listening(command, port, work, env)
 
 
 @contextlib.contextmanager

@@ -210,22 +210,18 @@ def start_routeiq(
     The admin port is a free one unless ``env`` names it (several servers may run).
     """
     env = {"ROUTEIQ_ADMIN_PORT": str(free_port()), **(env or {})}
-    proc = ManagedProcess(
-        [
-            sys.executable,
-            "-m",
-            "extproc.cli",
-            "serve",
-            "--config",
-            str(config_path),
-            "--port",
-            str(grpc_port),
-        ],
-        workdir / f"routeiq-{grpc_port}.log",
-        env=env,
-    )
+    command = [sys.executable, "-m", "extproc.cli", "serve", "--config", str(config_path)]
+    return start_listening([*command, "--port", str(grpc_port)], grpc_port, workdir, env)
+
+
+def start_listening(
+    command: Sequence[str], port: int, workdir: Path, env: Mapping[str, str]
+) -> ManagedProcess:
+    """Start a RouteIQ server ``command`` and wait for ``port``; on failure, stop it and
+    raise with the end of its output."""
+    proc = ManagedProcess(list(command), workdir / f"routeiq-{port}.log", env=env)
     try:
-        wait_for_port(grpc_port, 60, proc.proc)
+        wait_for_port(port, 60, proc.proc)
     except Exception:
         proc.stop()
         raise RuntimeError(f"routeiq did not start:\n{proc.output()[-3000:]}") from None

@@ -48,6 +48,7 @@ def _job(
     snapshot: Snapshot,
     request: ParsedRequest,
     router: Router | None,
+    text: str,
     sticky_key: str | None,
     scan: bool,
     profile: str | None,
@@ -57,19 +58,20 @@ def _job(
         if scan and snapshot.detectors is not None:
             findings = snapshot.detectors.scan_body(request.body)
         classification = (
-            router.classify(request, sticky_key, profile=profile) if router is not None else None
+            router.classify(request, sticky_key, profile=profile, text=text)
+            if router is not None
+            else None
         )
         return Analysis(classification, findings)
 
     return run
 
 
-def _cheap(request: ParsedRequest, router: Router | None, scan: bool) -> bool:
+def _cheap(request: ParsedRequest, router: Router | None, text: str, scan: bool) -> bool:
     if scan and request.body_size > INLINE_SCAN_BYTES:
         return False
     if router is None:
         return True
-    text = embedding_text(request, router.spec.embedding)
     return len(text) <= router.embedder.inline_chars or router.embedder.cached(text)
 
 
@@ -89,8 +91,11 @@ async def analyze(
     scan = scan and snapshot.detectors is not None
     if router is None and not scan:
         return NOTHING
-    job = _job(snapshot, request, router, sticky_key, scan, profile.value if profile else None)
-    if _cheap(request, router, scan):
+    # The text to embed, worked out once: the cheapness check and the router both read it.
+    text = embedding_text(request, router.spec.embedding) if router is not None else ""
+    profile_name = profile.value if profile else None
+    job = _job(snapshot, request, router, text, sticky_key, scan, profile_name)
+    if _cheap(request, router, text, scan):
         return job()
     try:
         return await offload.run(job)

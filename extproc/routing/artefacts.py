@@ -52,14 +52,20 @@ class Manifest:
         return self.directory / name
 
 
-def load_manifest(path: Path) -> Manifest:
-    """Read ``path`` and verify the sha256 of every file it lists (before anything loads)."""
+def read_manifest_json(path: Path) -> Any:
+    """The parsed JSON of a manifest, unverified; ``ArtefactError`` when it is missing or
+    unreadable."""
     try:
-        data = json.loads(path.read_text())
+        return json.loads(path.read_text())
     except FileNotFoundError:
         raise ArtefactError(f"routing manifest not found: {path}") from None
     except (OSError, ValueError) as exc:
         raise ArtefactError(f"routing manifest {path} is unreadable: {exc}") from None
+
+
+def load_manifest(path: Path) -> Manifest:
+    """Read ``path`` and verify the sha256 of every file it lists (before anything loads)."""
+    data = read_manifest_json(path)
     files = data.get("files") if isinstance(data, dict) else None
     if not isinstance(files, dict) or not files:
         raise ArtefactError(f"routing manifest {path} has no 'files' map of name -> sha256")

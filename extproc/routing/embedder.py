@@ -25,6 +25,7 @@ import onnxruntime as ort
 from tokenizers import Tokenizer
 
 from extproc.routing.artefacts import ArtefactError, Manifest, load_manifest
+from extproc.routing.embedders import through_cache
 from extproc.routing.text_cache import TextCache
 
 Vector = npt.NDArray[np.float32]
@@ -78,17 +79,10 @@ class Embedder:
 
         The returned array is shared with the cache: callers must not modify it.
         """
-        cache = self.cache
-        if cache is not None:
-            hit = cache.get(text)
-            if hit is not None:
-                return hit
-        ids = np.asarray([self._tokenizer.encode(text).ids], dtype=np.int64)
-        vec = self._run_one(ids)
-        if cache is not None:
-            vec.flags.writeable = False
-            cache.put(text, vec)
-        return vec
+        return through_cache(self.cache, text, self._compute)
+
+    def _compute(self, text: str) -> Vector:
+        return self._run_one(np.asarray([self._tokenizer.encode(text).ids], dtype=np.int64))
 
     def embed_batch(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         """Many texts -> ``[n, 384]``, padded per batch (for training, scoring and tests)."""

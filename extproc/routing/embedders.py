@@ -15,7 +15,6 @@ the router refuses to mix them (:func:`extproc.routing.artefacts.check_embedder`
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -25,7 +24,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from extproc.routing.artefacts import ArtefactError
+from extproc.routing.artefacts import ArtefactError, read_manifest_json
 from extproc.routing.text_cache import TextCache
 
 Vector = npt.NDArray[np.float32]
@@ -91,12 +90,7 @@ LOADERS: Mapping[str, Loader] = MappingProxyType({"embedder": _onnx, "static-emb
 def embedder_kind(manifest: Path) -> str:
     """The ``kind`` a manifest declares (``embedder`` when it names none); the loader
     then verifies every hash before anything is opened."""
-    try:
-        data = json.loads(manifest.read_text())
-    except FileNotFoundError:
-        raise ArtefactError(f"routing manifest not found: {manifest}") from None
-    except (OSError, ValueError) as exc:
-        raise ArtefactError(f"routing manifest {manifest} is unreadable: {exc}") from None
+    data = read_manifest_json(manifest)
     kind = data.get("kind", "embedder") if isinstance(data, dict) else None
     if not isinstance(kind, str) or kind not in LOADERS:
         raise ArtefactError(
@@ -118,6 +112,22 @@ def load_text_embedder(
     return loader(
         manifest, max_tokens=max_tokens, threads=threads, keep=keep, cache_entries=cache_entries
     )
+
+
+def through_cache(
+    cache: TextCache[Vector] | None, text: str, compute: Callable[[str], Vector]
+) -> Vector:
+    """``compute(text)``, or the vector ``cache`` holds for ``text``; a computed vector is
+    made read-only before it is cached, since every later hit shares it."""
+    if cache is not None:
+        hit = cache.get(text)
+        if hit is not None:
+            return hit
+    vec = compute(text)
+    if cache is not None:
+        vec.flags.writeable = False
+        cache.put(text, vec)
+    return vec
 
 
 def timed_embed(embedder: TextEmbedder, text: str) -> tuple[Vector, float]:

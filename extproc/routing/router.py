@@ -178,10 +178,14 @@ class Router:
         sticky_key: str | None = None,
         *,
         profile: str | None = None,
+        text: str | None = None,
     ) -> Classification:
         """Classify one request; ``sticky_key`` pins its experiment arm (None: prompt hash);
-        ``profile`` (``auto``, ``eco``, ``premium``) picks the cost–quality operating point."""
-        text = embedding_text(request, self.spec.embedding)
+        ``profile`` (``auto``, ``eco``, ``premium``) picks the cost–quality operating point.
+        ``text`` is ``embedding_text(request, spec.embedding)`` when the caller already
+        worked it out."""
+        if text is None:
+            text = embedding_text(request, self.spec.embedding)
         vector, embed_ms = timed_embed(self.embedder, text)
         x: Matrix = vector[None, :]
         need = self.needs_seen.get(text)

@@ -23,6 +23,7 @@ import numpy.typing as npt
 from tokenizers import Tokenizer
 
 from extproc.routing.artefacts import ArtefactError, Manifest, load_manifest
+from extproc.routing.embedders import through_cache
 from extproc.routing.text_cache import TextCache
 
 Vector = npt.NDArray[np.float32]
@@ -87,17 +88,11 @@ class StaticEmbedder:
 
         The returned array is shared with the cache: callers must not modify it.
         """
-        cache = self.cache
-        if cache is not None:
-            hit = cache.get(text)
-            if hit is not None:
-                return hit
+        return through_cache(self.cache, text, self._compute)
+
+    def _compute(self, text: str) -> Vector:
         ids = self._tokenizer.encode(self._bounded(text), add_special_tokens=False).ids
-        vec = self._pool(np.asarray(ids, dtype=np.int64))
-        if cache is not None:
-            vec.flags.writeable = False
-            cache.put(text, vec)
-        return vec
+        return self._pool(np.asarray(ids, dtype=np.int64))
 
     def embed_batch(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         """Many texts -> ``[n, dimensions]`` (for training, scoring and tests)."""
