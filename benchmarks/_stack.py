@@ -157,6 +157,14 @@ def process_cpu_s(pid: int) -> float:
     return _stat_cpu_s(Path(f"/proc/{pid}/stat"))
 
 
+def rss_mib(pid: int | str = "self") -> float:
+    """Resident set size of process ``pid`` (default: this one) in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def main_thread_cpu_s(pid: int) -> float:
     """Like :func:`process_cpu_s` for the process's main thread only: in an asyncio
     server, the event loop (what every stream waits on)."""

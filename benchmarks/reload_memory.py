@@ -15,20 +15,10 @@ import argparse
 import asyncio
 import gc
 import json
-import os
 import subprocess
 import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def rss_mib() -> float:
-    with open(f"/proc/{os.getpid()}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
+from _stack import REPO, rss_mib
 
 
 async def side(reloads: int, trim: bool) -> list[float]:

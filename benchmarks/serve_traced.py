@@ -29,6 +29,8 @@ import tracemalloc
 from pathlib import Path
 from typing import TextIO
 
+from _stack import rss_mib
+
 from extproc.config.settings import Settings
 from extproc.server.app import serve
 
@@ -59,13 +61,6 @@ def heap_mib() -> tuple[float, float, float]:
     info = libc.mallinfo2()
     mib = 1024 * 1024
     return info.uordblks / mib, info.fordblks / mib, info.hblkhd / mib
-
-
-def rss_mib() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def _threads() -> int:

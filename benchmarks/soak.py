@@ -35,7 +35,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _stack import REPO, process_cpu_s, proxy_config, start_upstream
+from _stack import REPO, process_cpu_s, proxy_config, rss_mib, start_upstream
 from added_latency import auto_repeated, auto_short, explicit, process, proxy
 from open_loop import LoadResult, run_open_loop
 
@@ -100,14 +100,6 @@ def routeiq_proxy(
         yield port
     finally:
         envoy.stop()
-
-
-def rss_mib(pid: int) -> float:
-    """Resident set size of ``pid`` in MiB (``/proc/<pid>/status``)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def line(name: str, load: LoadResult, cpu_ms: float | None, rss: float | None) -> str:
