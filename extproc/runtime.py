@@ -29,6 +29,7 @@ from extproc.decision import Decision
 from extproc.decision_log import DecisionLog
 from extproc.pipeline.offload import Offload, ThreadOffload
 from extproc.state import StateStore, StateUnavailable, build_state_store
+from extproc.state.sampling import StatusSampler
 from extproc.telemetry import DecisionRecord, Telemetry
 
 # Decisions waiting for their response's usage (bounded: a lost response must not leak).
@@ -61,6 +62,7 @@ class Runtime:
     _degraded_logged: dict[str, float] = field(default_factory=dict)
     costs: CostBook = field(default_factory=CostBook)
     cache: AnswerCache | None = None
+    sampler: StatusSampler = field(default_factory=StatusSampler)
 
     @classmethod
     def create(cls, settings: Settings, *, instance: str | None = None) -> Runtime:
@@ -164,11 +166,20 @@ class Runtime:
                 "%s: a request was routed without its analysis (see routeiq_errors_total)", kind
             )
 
+    def reads_status(self, snapshot: Snapshot) -> bool:
+        """Whether a request routed under ``snapshot`` should read its upstream status
+        for backend health (``health.sampleEvery``); asked once per routed request."""
+        rule = snapshot.state_rules.health
+        return (
+            self.state is not None and rule.enabled and self.sampler.wants(rule, time.monotonic())
+        )
+
     async def record_status(self, decision: Decision, status: int) -> None:
         """The upstream answered ``status`` (0: no answer): feeds backend health."""
         rule = self.snapshot.state_rules.health
         if self.state is None or decision.backend is None or not rule.enabled:
             return
+        self.sampler.saw(rule, status, time.monotonic())
         try:
             await self.state.record_outcome(decision.backend, status, rule)
         except StateUnavailable:

@@ -26,11 +26,29 @@ __all__ = ["TIERS", "Backend", "Cost", "FailureMode", "KongTarget", "ServedModel
 
 
 class ResponseHeaders(Spec):
-    """Decision headers added to the response the client sees."""
+    """Decision headers added to the response the client sees.
+
+    ``setBy`` says who writes them. ``routeiq`` (the default, right for any proxy):
+    RouteIQ adds them when it answers the response headers, one more ext_proc message
+    per request. ``proxy``: RouteIQ puts them on the request it routes and the proxy
+    copies them from the request to the client's response (the shipped Envoy configs'
+    ``response_headers_to_add`` with ``%REQ(...)%``), so a request needs no response
+    phase for them; only choose it when the proxy's config does that copy.
+    """
 
     backend: bool = True
     decision_id: bool = True
     overhead_ms: bool = True
+    set_by: Literal["routeiq", "proxy"] = Field(
+        "routeiq",
+        description="routeiq = added in the response phase (one more ext_proc message); "
+        "proxy = put on the routed request for the proxy to copy to the response.",
+    )
+
+    @property
+    def needs_response_phase(self) -> bool:
+        """Whether RouteIQ must see the response headers to write these headers."""
+        return self.set_by == "routeiq" and (self.backend or self.decision_id or self.overhead_ms)
 
 
 class Metadata(Spec):

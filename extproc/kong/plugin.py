@@ -56,6 +56,7 @@ from extproc.config.errors import ConfigError
 from extproc.config.snapshot import Snapshot
 from extproc.decide import fail_open_decision
 from extproc.decision import Decision, Outcome
+from extproc.headers import OVERHEAD_MS as OVERHEAD_HEADER
 from extproc.kong.host import RuntimeHost
 from extproc.kong.pdk import Pdk, PdkError
 from extproc.runtime import Runtime
@@ -63,7 +64,6 @@ from extproc.vocabulary import FailureMode
 
 logger = logging.getLogger("routeiq.kong")
 
-OVERHEAD_HEADER = "x-routeiq-overhead-ms"
 CTX_KEY = "routeiq_decision_id"
 PRIORITY = 790  # after auth (>= 1000), rate limiting (910), request-transformer (801)
 CONFIG_RETRY_S = 5.0

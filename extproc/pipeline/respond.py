@@ -123,6 +123,9 @@ def instructions(
         response += [
             (k, v) for k, v in policy.response_headers if k.lower() not in reserved and k[:1] != ":"
         ]
+    if rh.set_by == "proxy":  # the proxy copies the client's headers from the request
+        sent = {k for k, _ in upstream}
+        upstream += [(k, v) for k, v in response if k not in sent]
     return Instructions(
         upstream_model, overrides, accounting, strip_usage, tuple(upstream), tuple(response)
     )

@@ -40,10 +40,9 @@ from extproc.cache.capture import ResponseCapture
 from extproc.config.schema import FailureMode
 from extproc.decide import fail_open_decision
 from extproc.decision import Decision, Outcome
+from extproc.headers import OVERHEAD_MS
 from extproc.runtime import Runtime
 from extproc.server import mutations as m
-
-OVERHEAD_HEADER = "x-routeiq-overhead-ms"
 
 _PASSTHROUGH_MODE = m.processing_mode(request_body=m.NONE)
 _BUFFER_MODE = m.processing_mode(request_body=m.BUFFERED)
@@ -75,6 +74,7 @@ class Processor:
         "_headers",
         "_overhead",
         "_parsed",
+        "_phase_started",
         "_spoofed",
         "_stream",
         "_upstream_status",
@@ -99,10 +99,11 @@ class Processor:
         self._capture: ResponseCapture | None = None  # a cache miss's answer, for storing
         self._upstream_status = 0
         self._wants_response = False  # response headers asked for in the headers phase
+        self._phase_started = 0.0  # when the phase being answered arrived (perf_counter)
         self.finished = False  # the last answer this stream needs has been given
 
     async def handle(self, request: ProcessingRequest) -> ProcessingResponse:
-        started = time.perf_counter()
+        started = self._phase_started = time.perf_counter()
         try:
             phase = request.WhichOneof("request")
             if phase == "request_body":
@@ -148,19 +149,23 @@ class Processor:
         if message.end_of_stream:
             self.finished = True
             return m.immediate(empty_body(), "routeiq_empty_body")
-        # Response headers are needed for client decision headers and backend health.
-        rh = spec.response_headers
-        wants_response = (
-            rh.backend
-            or rh.decision_id
-            or rh.overhead_ms
-            or (self.runtime.state is not None and self.snapshot.state_rules.health.enabled)
-            or spec.usage_accounting != "off"
-            or spec.cache.enabled
-        )
-        self._wants_response = bool(wants_response)
+        self._wants_response = wants_response = self._needs_response_phase()
         mode = _BUFFER_WITH_RESPONSE_MODE if wants_response else _BUFFER_MODE
         return m.continue_request_headers(self._spoofed, mode, path_fix)
+
+    def _needs_response_phase(self) -> bool:
+        """Whether this request asks for the response headers (one more message): for
+        decision headers RouteIQ writes itself, usage of a token budget, the answer
+        cache, or a backend-health status read (sampled per ``health.sampleEvery``,
+        so asked last)."""
+        spec = self.snapshot.spec
+        return (
+            spec.response_headers.needs_response_phase
+            or spec.usage_accounting == "always"
+            or (spec.usage_accounting == "auto" and self.snapshot.state_rules.counts_tokens)
+            or spec.cache.enabled
+            or self.runtime.reads_status(self.snapshot)
+        )
 
     # -- request body ----------------------------------------------------------------
 
@@ -206,7 +211,13 @@ class Processor:
 
     def _route_headers(self, decision: Decision) -> list[tuple[str, str]]:
         assert decision.cluster is not None
-        return [(self.snapshot.spec.route_header, decision.cluster), *decision.upstream_headers]
+        spec = self.snapshot.spec
+        out = [(spec.route_header, decision.cluster), *decision.upstream_headers]
+        rh = spec.response_headers
+        if rh.set_by == "proxy" and rh.overhead_ms:  # the proxy copies it to the response
+            spent = self._overhead + time.perf_counter() - self._phase_started
+            out.append((OVERHEAD_MS, f"{spent * 1000:.2f}"))
+        return out
 
     # -- response --------------------------------------------------------------------
 
@@ -220,7 +231,7 @@ class Processor:
         await self.runtime.record_status(decision, self._upstream_status)
         headers = list(decision.response_headers)
         if self.snapshot.spec.response_headers.overhead_ms:
-            headers.append((OVERHEAD_HEADER, f"{self._overhead * 1000:.2f}"))
+            headers.append((OVERHEAD_MS, f"{self._overhead * 1000:.2f}"))
         mode = await self._read_mode(decision, message)
         self.finished = mode is None  # the body is not read: nothing more comes
         return m.continue_response_headers(headers, mode)

@@ -76,6 +76,7 @@ def compile_health_rule(spec: HealthSpec) -> HealthRule:
         cooldown_ms=max(1, round(spec.cooldown_seconds * 1000)),
         failure_codes=codes,
         failure_classes=classes,
+        sample_every=spec.sample_every,
     )
 
 
@@ -107,6 +108,11 @@ class StateRules:
     limits: tuple[_Limit, ...]
     affinity: AffinitySpec
     health: HealthRule
+
+    @property
+    def counts_tokens(self) -> bool:
+        """Whether any limit has a token budget (its usage is then read back)."""
+        return any(limit.spec.tokens_per_window for limit in self.limits)
 
     @property
     def affinity_ttl_s(self) -> float:

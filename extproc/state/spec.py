@@ -74,6 +74,13 @@ class HealthSpec(Spec):
     backend down for ``cooldownSeconds`` (the selector skips it). ``failureStatuses``
     lists upstream HTTP statuses that count: exact codes (``429``) or classes (``5xx``).
     Status 0 (no response: reset, timeout) always counts.
+
+    Reading a status costs a proxy one more ext_proc message per request (about a
+    third of a bare ext_proc's CPU, docs/benchmarks.md). ``sampleEvery: N`` reads 1
+    request in N while the process has seen no failure within ``windowSeconds``, and
+    every request from the first failure on until a window passes without one: a
+    backend that starts failing is noticed within about N of its requests, and its
+    further failures are all counted.
     """
 
     enabled: bool = True
@@ -81,6 +88,13 @@ class HealthSpec(Spec):
     window_seconds: float = Field(default=30.0, gt=0, le=86400)
     cooldown_seconds: float = Field(default=30.0, gt=0, le=86400)
     failure_statuses: tuple[int | str, ...] = ("5xx", 429)
+    sample_every: int = Field(
+        default=1,
+        ge=1,
+        le=1000,
+        description="Read the upstream status of 1 request in N while no failure has been "
+        "seen within windowSeconds, of every request after one (1 = every request).",
+    )
 
     @field_validator("failure_statuses")
     @classmethod

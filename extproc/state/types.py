@@ -95,6 +95,7 @@ class HealthRule:
     cooldown_ms: int
     failure_codes: frozenset[int]
     failure_classes: frozenset[int]  # 5 for "5xx"
+    sample_every: int = 1  # read 1 status in N while no failure is recent
 
     def is_failure(self, status: int) -> bool:
         """Status 0 means no response at all (reset, timeout) and always counts."""

@@ -48,8 +48,13 @@ def test_client_headers_removed_early_are_every_routeiq_name_but_the_hint(path: 
     (early,) = hcm["early_header_mutation_extensions"]
     mutations = early["typed_config"]["mutations"]
     (regex,) = [m["remove_on_match"]["key_matcher"]["safe_regex"]["regex"] for m in mutations[:1]]
-    exact = {m["remove"] for m in mutations[1:]}
+    exact = {m["remove"] for m in mutations[1:] if "remove" in m}
     assert exact == {"x-team", "x-user-id"}
+    # A budget's x-ratelimit-* headers are RouteIQ's: a client's own are removed too.
+    (limits,) = [m["remove_on_match"]["key_matcher"]["safe_regex"]["regex"] for m in mutations[3:]]
+    for name in ("x-ratelimit-remaining-requests", "x-ratelimit-reset-tokens"):
+        assert re.fullmatch(limits, name)
+    assert not re.fullmatch(limits, "x-routeiq-tier")
     hint = routeiq_headers.PROFILE
     names = [
         "x-routeiq-",
@@ -89,3 +94,32 @@ def test_local_replies_use_stable_codes(path: Path) -> None:
     for mapper in mappers[2:]:
         expression = mapper["filter"]["extension_filter"]["typed_config"]["expression"]
         assert "!response.code_details.startsWith('routeiq_')" in expression
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_every_client_header_routeiq_writes_is_copied_from_the_request(path: Path) -> None:
+    """``responseHeaders.setBy: proxy`` relies on the proxy copying each client header
+    from the routed request: every decision and budget header RouteIQ can write."""
+    (vhost,) = _hcm(path)["route_config"]["virtual_hosts"]
+    copied = {
+        item["header"]["key"]
+        for item in vhost["response_headers_to_add"]
+        if item["header"]["value"] == f"%REQ({item['header']['key']})%"
+    }
+    written = {
+        routeiq_headers.BACKEND,
+        routeiq_headers.DECISION_ID,
+        routeiq_headers.CATEGORY,
+        routeiq_headers.TIER,
+        routeiq_headers.NEEDED_TIER,
+        routeiq_headers.QUALITY,
+        routeiq_headers.ROUTED_PROFILE,
+        routeiq_headers.OVERHEAD_MS,
+        "x-routeiq-policy-dry-run",
+        *(
+            f"x-ratelimit-{a}-{b}"
+            for a in ("limit", "remaining", "reset")
+            for b in ("requests", "tokens")
+        ),
+    }
+    assert written <= copied

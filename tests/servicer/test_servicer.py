@@ -26,6 +26,7 @@ from extproc.config.snapshot import Snapshot, build_snapshot
 from extproc.runtime import Runtime
 from extproc.server.health import SERVICES, Health
 from extproc.server.servicer import add_to_server
+from extproc.state.rules import compile_state_rules
 
 REPO = Path(__file__).resolve().parents[2]
 CHAT = "/v1/chat/completions"
@@ -55,6 +56,18 @@ async def server(snapshot: Snapshot) -> AsyncIterator[tuple[grpc.aio.Server, int
     await health.set_all(serving=True)
     yield srv, port, runtime, health
     await srv.stop(None)
+
+
+def with_spec(runtime: Runtime, **update: object) -> Snapshot:
+    """Serve ``runtime`` a copy of its snapshot with these ``spec`` fields replaced."""
+    snap = runtime.snapshot
+    spec = snap.config.spec.model_copy(update=update)
+    runtime.snapshot = dataclasses.replace(
+        snap,
+        config=snap.config.model_copy(update={"spec": spec}),
+        state_rules=compile_state_rules(spec.state),
+    )
+    return runtime.snapshot
 
 
 def headers_msg(
@@ -117,7 +130,10 @@ JSON = {"content-type": "application/json"}
 async def test_routed_request_full_exchange(
     server: tuple[grpc.aio.Server, int, Runtime, Health],
 ) -> None:
-    _, port, _, _ = server
+    _, port, runtime, _ = server
+    # RouteIQ writes the client's decision headers itself, in the response phase.
+    rh = runtime.snapshot.spec.response_headers.model_copy(update={"set_by": "routeiq"})
+    with_spec(runtime, response_headers=rh)
     spoof = {"x-routeiq-cluster": "demo_premium", "x-routeiq-whatever": "1"}
     body = {"model": "o3", "messages": [{"role": "user", "content": "hi"}]}
     r_headers, r_body, r_resp = await exchange(

@@ -41,9 +41,12 @@ USAGE = {"usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4
 
 async def serving(usage_accounting: str) -> AsyncIterator[int]:
     """A real grpc.aio server with the servicer, on the shipped config with
-    ``usageAccounting`` set (``always``: every routed response body is read)."""
+    ``usageAccounting`` set (``always``: every routed response body is read) and the
+    decision headers written by RouteIQ (so every routed request has a response phase)."""
     snap = build_snapshot(REPO / "config" / "routeiq.yaml", with_router=False)
-    spec = snap.config.spec.model_copy(update={"usage_accounting": usage_accounting})
+    rh = snap.config.spec.response_headers.model_copy(update={"set_by": "routeiq"})
+    update = {"usage_accounting": usage_accounting, "response_headers": rh}
+    spec = snap.config.spec.model_copy(update=update)
     snap = dataclasses.replace(snap, config=snap.config.model_copy(update={"spec": spec}))
     srv = grpc.aio.server()
     add_to_server(srv, Runtime(settings=Settings(), snapshot=snap))
