@@ -23,6 +23,7 @@ from extproc.cache.capture import Captured
 from extproc.cache.service import AnswerCache
 from extproc.config.settings import Settings
 from extproc.config.snapshot import Snapshot, build_snapshot
+from extproc.config.watcher import fingerprint
 from extproc.cost.accountant import CostBook
 from extproc.decide import decide
 from extproc.decision import Decision
@@ -63,11 +64,14 @@ class Runtime:
     costs: CostBook = field(default_factory=CostBook)
     cache: AnswerCache | None = None
     sampler: StatusSampler = field(default_factory=StatusSampler)
+    config_seen: str | None = None  # the config's fingerprint before the first build
 
     @classmethod
     def create(cls, settings: Settings, *, instance: str | None = None) -> Runtime:
         """Build the first snapshot (raises ``ConfigError``), state store and telemetry."""
         log = logging.getLogger("routeiq")
+        # Before the build: an edit landing while it runs is then seen by the watcher.
+        seen = fingerprint(settings.config_path)
         snapshot = build_snapshot(settings.config_path)
         telemetry = Telemetry.from_settings(settings, instance=instance)
         telemetry.set_config_version(snapshot.version)
@@ -91,6 +95,7 @@ class Runtime:
             log=log,
             offload=offload,
             cache=cache,
+            config_seen=seen,
         )
 
     def count_error(self, kind: str) -> None:

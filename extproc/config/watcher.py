@@ -141,7 +141,11 @@ class ConfigWatcher:
         log: logging.Logger | None = None,
         build_in_thread: bool = True,
         retire_after_s: float = RETIRE_AFTER_S,
+        seen: str | None = None,
     ) -> None:
+        """``seen``: the fingerprint taken before the serving snapshot was built. Without
+        it the watcher takes one now, and an edit that landed while the first snapshot
+        was being built (seconds, with models) would never be noticed."""
         self.config_path = config_path
         self.retire_after_s = retire_after_s
         self._current = current
@@ -152,7 +156,7 @@ class ConfigWatcher:
         self._build_in_thread = build_in_thread
         self._log = log or logging.getLogger("routeiq.reload")
         self._fingerprint = Fingerprint()
-        self._seen = self._fingerprint(config_path)
+        self._seen = seen if seen is not None else self._fingerprint(config_path)
         self._task: asyncio.Task[None] | None = None
         self._retiring: set[asyncio.Task[None]] = set()
         self.retired = 0
@@ -264,6 +268,7 @@ def watch_runtime(runtime: Runtime, *, build_in_thread: bool = True) -> ConfigWa
         on_result=runtime.reloaded,
         log=runtime.log,
         build_in_thread=build_in_thread,
+        seen=runtime.config_seen,
     )
     watcher.start()
     return watcher

@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 
 from extproc.config.errors import ConfigError
+from extproc.config.settings import Settings
 from extproc.config.snapshot import Snapshot, build_snapshot
 from extproc.config.watcher import ConfigWatcher, fingerprint
+from extproc.runtime import Runtime
 
 CONFIG = """
 apiVersion: routeiq.dev/v1alpha1
@@ -169,3 +171,30 @@ async def test_a_retired_snapshot_gives_its_heap_back(config: Path) -> None:
     assert holder.snapshot is not first and watcher.retired == 0
     await wait_for(lambda: watcher.heap_releases == 1)
     assert watcher.retired == 1
+
+
+async def test_an_edit_during_the_first_build_is_not_missed(config: Path, tmp_path: Path) -> None:
+    """The runtime fingerprints the config before building its first snapshot and the
+    watcher starts from that: an edit that lands between the build and the watcher's
+    start (seconds, while models load) is reloaded, not taken as the baseline."""
+    runtime = Runtime.create(Settings(config_path=config, reload_interval_ms=0))
+    try:
+        assert runtime.config_seen == fingerprint(config)
+        config.write_text(CONFIG.replace("x: m1", "y: m1"))  # after the build
+        first = runtime.snapshot
+        watcher = ConfigWatcher(
+            config,
+            lambda: runtime.snapshot,
+            runtime.swap,
+            interval_s=0.05,
+            debounce_s=0.05,
+            seen=runtime.config_seen,
+        )
+        watcher.start()
+        try:
+            await wait_for(lambda: runtime.snapshot is not first)
+            assert "y" in runtime.snapshot.models
+        finally:
+            await watcher.stop()
+    finally:
+        await runtime.close()
