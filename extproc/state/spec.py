@@ -75,8 +75,8 @@ class HealthSpec(Spec):
     lists upstream HTTP statuses that count: exact codes (``429``) or classes (``5xx``).
     Status 0 (no response: reset, timeout) always counts.
 
-    Reading a status costs a proxy one more ext_proc message per request (about a
-    third of a bare ext_proc's CPU, docs/benchmarks.md). ``sampleEvery: N`` reads 1
+    Reading a status costs a proxy one more ext_proc message per request (9 % of
+    RouteIQ's CPU per explicit request, docs/benchmarks.md). ``sampleEvery: N`` reads 1
     request in N while the process has seen no failure within ``windowSeconds``, and
     every request from the first failure on until a window passes without one: a
     backend that starts failing is noticed within about N of its requests, and its
