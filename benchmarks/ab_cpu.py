@@ -16,10 +16,14 @@ Printed: CPU ms per request of each side (``/proc/<pid>/stat``, all threads), B/
 ratio of the two totals) with the smallest and largest per-round ratio, each side's
 p50 latency through its Envoy (not "added": there is no direct baseline here), and
 ext_proc messages per stream from Envoy's counters. ``--config-b`` gives server B
-its own config (the same code under another setting). Nothing is asserted.
+its own config (the same code under another setting). ``--a-floor`` makes server A the
+bare floor (``floor_server.py``), so B/A is RouteIQ's CPU over the floor's measured in
+interleaved rounds: steadier than two rows of ``added_latency.py``, whose phases run
+minutes apart. Nothing is asserted.
 
     .venv/bin/python benchmarks/ab_cpu.py --phases explicit,short --rounds 4
     .venv/bin/python benchmarks/ab_cpu.py --only extproc/server/processor.py
+    .venv/bin/python benchmarks/ab_cpu.py --a-floor --phases explicit --rounds 8
 """
 
 from __future__ import annotations
@@ -45,7 +49,13 @@ from _stack import REPO, export_tree, process_cpu_s, proxy_config, start_upstrea
 from added_latency import Bodies, auto_long_factory, auto_repeated, auto_short, explicit
 from open_loop import run_open_loop
 
-from extproc.demo.processes import ManagedProcess, free_port, start_envoy, start_routeiq
+from extproc.demo.processes import (
+    ManagedProcess,
+    free_port,
+    start_envoy,
+    start_routeiq,
+    wait_for_port,
+)
 
 RATES = {"explicit": 200, "short": 100, "repeated": 100, "long": 50}
 
@@ -78,6 +88,17 @@ def start_side(
     cfg, port, admin = proxy_config(upstream, routeiq_port)
     envoy = start_envoy(cfg, work, admin, concurrency=1)
     return Side(name, server, envoy, port, admin)
+
+
+def start_floor(upstream: int, work: Path) -> Side:
+    """The bare floor (``floor_server.py``) behind its own Envoy, as side A."""
+    port = free_port()
+    floor = Path(__file__).resolve().parent / "floor_server.py"
+    server = ManagedProcess([sys.executable, str(floor), "--port", str(port)], work / "floor.log")
+    wait_for_port(port, 30, server.proc)
+    cfg, listener, admin = proxy_config(upstream, port)
+    envoy = start_envoy(cfg, work, admin, concurrency=1)
+    return Side("A", server, envoy, listener, admin)
 
 
 def one_round(side: Side, bodies: Bodies, rate: int, n: int, salt: str) -> None:
@@ -130,7 +151,10 @@ def sides(args: argparse.Namespace, upstream: int, work: Path) -> Iterator[tuple
         code_b = args.tree_b
     started: list[ManagedProcess] = []
     try:
-        a = start_side("A", code_a, _env(args.env_a), args.config, upstream, work)
+        if args.a_floor:
+            a = start_floor(upstream, work)
+        else:
+            a = start_side("A", code_a, _env(args.env_a), args.config, upstream, work)
         started += [a.server, a.envoy]
         b = start_side("B", code_b, _env(args.env_b), args.config_b or args.config, upstream, work)
         started += [b.server, b.envoy]
@@ -158,6 +182,9 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=600, help="requests per round")
     parser.add_argument("--config", type=Path, default=REPO / "config" / "routeiq.yaml")
     parser.add_argument("--config-b", type=Path, help="server B's config (default: --config)")
+    parser.add_argument(
+        "--a-floor", action="store_true", help="server A is the bare floor (floor_server.py)"
+    )
     args = parser.parse_args()
     args.config = args.config.resolve()
     args.config_b = args.config_b.resolve() if args.config_b else None
@@ -170,7 +197,8 @@ def main() -> int:
         try:
             with sides(args, upstream_port, work) as (a, b):
                 b_code = args.tree_b or args.only or "working tree"
-                print(f"A: {args.base} {args.env_a}; B: {b_code} {args.env_b}")
+                a_code = "the floor (floor_server.py)" if args.a_floor else args.base
+                print(f"A: {a_code} {args.env_a}; B: {b_code} {args.env_b}")
                 print(f"load average at start {os.getloadavg()[0]:.2f}")
                 print(
                     f"{'phase':<9}{'rate':>6}{'A ms':>9}{'B ms':>9}{'B/A':>7}{'min':>7}{'max':>7}"
