@@ -57,6 +57,14 @@ def is_panic(exc: BaseException) -> bool:
 
 
 class _Evaluator(Protocol):
+    def evaluate_text(self, input_json: str) -> str:
+        """The engine's answer as JSON text."""
+        ...
+
+    def decode(self, text: str) -> Any:
+        """The decision value in that text; raises ``UndefinedDecision`` for none."""
+        ...
+
     def evaluate(self, input_json: str) -> Any: ...
 
 
@@ -91,13 +99,18 @@ class _Interpreter:
         self.engine = engine
         self._query = query
 
-    def evaluate(self, input_json: str) -> Any:
+    def evaluate_text(self, input_json: str) -> str:
         self.engine.set_input_json(input_json)
-        out = orjson.loads(self.engine.eval_query_as_json(self._query))
-        results = out.get("result") or ()
+        return str(self.engine.eval_query_as_json(self._query))
+
+    def decode(self, text: str) -> Any:
+        results = orjson.loads(text).get("result") or ()
         if not results:
             raise UndefinedDecision(self._query)
         return results[0]["expressions"][0]["value"]
+
+    def evaluate(self, input_json: str) -> Any:
+        return self.decode(self.evaluate_text(input_json))
 
 
 class _Vm:
@@ -110,12 +123,18 @@ class _Vm:
         self._rvm.set_data_json(data_json)
         self._entry = entry
 
-    def evaluate(self, input_json: str) -> Any:
+    def evaluate_text(self, input_json: str) -> str:
         self._rvm.set_input_json(input_json)
-        value = orjson.loads(self._rvm.execute_entry_point(self._entry))
+        return str(self._rvm.execute_entry_point(self._entry))
+
+    def decode(self, text: str) -> Any:
+        value = orjson.loads(text)
         if value == _UNDEFINED:
             raise UndefinedDecision(self._entry)
         return value
+
+    def evaluate(self, input_json: str) -> Any:
+        return self.decode(self.evaluate_text(input_json))
 
 
 def compile_program(bundle: PolicyBundle, entry: str) -> bytes:
@@ -227,7 +246,9 @@ class EmbeddedEngine:
         """Synchronous evaluation on the calling thread (what ``evaluate`` runs)."""
         judge, start = self._judge, time.perf_counter()
         try:
-            value = self._evaluator().evaluate(orjson.dumps(input_doc).decode())
+            evaluator = self._evaluator()
+            text = evaluator.evaluate_text(orjson.dumps(input_doc).decode())
+            return judge.answered_text(text, evaluator.decode, start)
         except UndefinedDecision:
             return judge.undefined(start)
         except Exception as exc:  # a Rego runtime error, an unencodable input
@@ -238,7 +259,6 @@ class EmbeddedEngine:
             # A panic may leave the evaluator half-way through: this thread builds anew.
             _THREAD_SLOTS.slots.pop(self._key, None)
             return judge.failed(f"evaluation error ({type(exc).__name__})", start)
-        return judge.answered(value, start)
 
     async def evaluate(self, input_doc: Mapping[str, Any]) -> PolicyResult:
         return self.decide(input_doc)

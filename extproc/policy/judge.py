@@ -12,9 +12,13 @@ is recorded.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from extproc.policy.result import DecisionError, PolicyResult, parse_decision, unavailable
+
+_MEMO_ENTRIES = 256  # distinct decision texts kept per engine; cleared when full
+_MEMO_TEXT_MAX = 4096  # longer decision texts (large custom bodies) are not kept
 
 
 class UndefinedDecision(LookupError):
@@ -29,6 +33,7 @@ class Judge:
         self.deny_status = deny_status
         self.dry_run = dry_run
         self.fail_open = fail_open
+        self._memo: dict[str, PolicyResult] = {}
 
     def answered(self, value: Any, started: float) -> PolicyResult:
         """The engine answered ``value`` (evaluation began at ``started``); the latency is
@@ -44,6 +49,24 @@ class Judge:
             )
         except DecisionError as exc:
             return self.failed(f"bad decision: {exc}", started)
+
+    def answered_text(
+        self, text: str, decode: Callable[[str], Any], started: float
+    ) -> PolicyResult:
+        """The engine answered the JSON ``text``; ``decode`` turns it into the decision
+        value (raising ``UndefinedDecision`` for none). Most requests get one of a few
+        decisions ("allowed", nothing else), so the result for each text is kept (a
+        bounded memo, per engine instance, hence per snapshot) and only its latency is
+        new: the same document always parses to the same result under the same rules."""
+        kept = self._memo.get(text)
+        if kept is not None:
+            return kept.with_latency(time.perf_counter() - started)
+        result = self.answered(decode(text), started)
+        if not result.engine_unavailable and len(text) <= _MEMO_TEXT_MAX:
+            if len(self._memo) >= _MEMO_ENTRIES:
+                self._memo.clear()
+            self._memo[text] = result
+        return result
 
     def undefined(self, started: float) -> PolicyResult:
         """No decision: denied, as a policy with no matching rule must be."""
