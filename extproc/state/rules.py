@@ -108,11 +108,7 @@ class StateRules:
     limits: tuple[_Limit, ...]
     affinity: AffinitySpec
     health: HealthRule
-
-    @property
-    def counts_tokens(self) -> bool:
-        """Whether any limit has a token budget (its usage is then read back)."""
-        return any(limit.spec.tokens_per_window for limit in self.limits)
+    counts_tokens: bool = False  # a limit has a token budget: its usage is read back
 
     @property
     def affinity_ttl_s(self) -> float:
@@ -174,7 +170,8 @@ def compile_state_rules(spec: StateSpec) -> StateRules:
         )
         for limit in spec.limits
     )
-    return StateRules(limits, spec.affinity, compile_health_rule(spec.health))
+    counts_tokens = any(limit.tokens_per_window for limit in spec.limits)
+    return StateRules(limits, spec.affinity, compile_health_rule(spec.health), counts_tokens)
 
 
 def estimated_tokens(request: ParsedRequest) -> int:

@@ -10,7 +10,7 @@ import pytest
 from extproc.config.errors import ConfigError
 from extproc.config.settings import Settings
 from extproc.config.snapshot import Snapshot, build_snapshot
-from extproc.config.watcher import ConfigWatcher, fingerprint
+from extproc.config.watcher import ConfigWatcher, fingerprint, watch_runtime
 from extproc.runtime import Runtime
 
 CONFIG = """
@@ -38,6 +38,18 @@ def config(tmp_path: Path) -> Path:
     return path
 
 
+def polling(config: Path, holder: Holder, results: list[bool]) -> ConfigWatcher:
+    """A watcher polling ``config`` every 50 ms for ``holder``, results into ``results``."""
+    return ConfigWatcher(
+        config,
+        lambda: holder.snapshot,
+        holder.swap,
+        interval_s=0.05,
+        debounce_s=0.05,
+        on_result=results.append,
+    )
+
+
 async def wait_for(cond: object, timeout: float = 10.0) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
     while not cond():  # type: ignore[operator]
@@ -48,14 +60,7 @@ async def wait_for(cond: object, timeout: float = 10.0) -> None:
 async def test_change_is_swapped_and_broken_file_is_rejected(config: Path) -> None:
     holder = Holder(build_snapshot(config, with_router=False))
     results: list[bool] = []
-    watcher = ConfigWatcher(
-        config,
-        lambda: holder.snapshot,
-        holder.swap,
-        interval_s=0.05,
-        debounce_s=0.05,
-        on_result=results.append,
-    )
+    watcher = polling(config, holder, results)
     watcher.start()
     try:
         first = holder.snapshot
@@ -114,14 +119,7 @@ async def test_any_file_content_is_rejected_and_a_later_good_file_loads(config: 
     watcher is still alive afterwards and loads the next valid config."""
     holder = Holder(build_snapshot(config, with_router=False))
     results: list[bool] = []
-    watcher = ConfigWatcher(
-        config,
-        lambda: holder.snapshot,
-        holder.swap,
-        interval_s=0.05,
-        debounce_s=0.05,
-        on_result=results.append,
-    )
+    watcher = polling(config, holder, results)
     good = holder.snapshot
     watcher.start()
     try:
@@ -177,20 +175,14 @@ async def test_an_edit_during_the_first_build_is_not_missed(config: Path, tmp_pa
     """The runtime fingerprints the config before building its first snapshot and the
     watcher starts from that: an edit that lands between the build and the watcher's
     start (seconds, while models load) is reloaded, not taken as the baseline."""
-    runtime = Runtime.create(Settings(config_path=config, reload_interval_ms=0))
+    settings = Settings(config_path=config, reload_interval_ms=50, reload_debounce_ms=50)
+    runtime = Runtime.create(settings)
     try:
         assert runtime.config_seen == fingerprint(config)
         config.write_text(CONFIG.replace("x: m1", "y: m1"))  # after the build
         first = runtime.snapshot
-        watcher = ConfigWatcher(
-            config,
-            lambda: runtime.snapshot,
-            runtime.swap,
-            interval_s=0.05,
-            debounce_s=0.05,
-            seen=runtime.config_seen,
-        )
-        watcher.start()
+        watcher = watch_runtime(runtime)  # as the server starts it
+        assert watcher is not None
         try:
             await wait_for(lambda: runtime.snapshot is not first)
             assert "y" in runtime.snapshot.models
